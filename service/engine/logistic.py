@@ -1,0 +1,461 @@
+"""The estimator: binary and multinomial logistic regression with scikit-learn's conventions."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._base import ParamsMixin
+from ._loss import Array, LinearLoss, log1pexp, log_softmax, sigmoid
+from ._minibatch import MINIBATCH_SOLVERS, SCHEDULES, Schedule, minibatch
+from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
+from ._validation import check_sample_weight, check_X, check_y, feature_names_of
+from .exceptions import ConvergenceWarning, NotFittedError
+
+PENALTIES = ("l2", "l1", "elasticnet", "none")
+FULL_BATCH_SOLVERS = ("lbfgs", "newton", "proximal")
+SOLVERS = FULL_BATCH_SOLVERS + MINIBATCH_SOLVERS
+
+#: Budgets when ``max_iter=None``: iterations for full-batch solvers, epochs for mini-batch ones.
+DEFAULT_MAX_ITER = {"lbfgs": 1000, "newton": 100, "proximal": 10000, **dict.fromkeys(MINIBATCH_SOLVERS, 200)}
+#: Tolerances when ``tol=None``: on the largest gradient entry (full batch), on the epoch loss (mini-batch).
+DEFAULT_TOL = {"lbfgs": 1e-7, "newton": 1e-8, "proximal": 1e-7, **dict.fromkeys(MINIBATCH_SOLVERS, 1e-5)}
+#: Learning rates when ``learning_rate=None``.
+DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
+
+_CHUNK = 16384
+
+
+def _column_stats(X: Array) -> tuple[Array, Array]:
+    """Mean and population standard deviation per column, in row chunks (no full-size temporary)."""
+    mean = X.sum(axis=0) / X.shape[0]
+    sq = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _CHUNK):
+        diff = X[start : start + _CHUNK] - mean
+        sq += np.einsum("ij,ij->j", diff, diff)
+    return mean, np.sqrt(sq / X.shape[0])
+
+
+class LogisticRegression(ParamsMixin):
+    r"""Logistic regression: sigmoid for two classes, softmax for three or more.
+
+    Minimizes the weighted mean log-loss plus a penalty on the (standardized) coefficients,
+
+    .. math:: \frac{1}{S}\sum_i s_i c_{y_i}\,\ell_i(W) + \alpha\left(\rho\|W\|_1 + \frac{1-\rho}{2}\|W\|_2^2\right)
+
+    with sample weights :math:`s_i`, class weights :math:`c_y`, :math:`S = \sum_i s_i c_{y_i}` and
+    :math:`\rho` = ``l1_ratio`` (1 for ``"l1"``, 0 for ``"l2"``). The intercept is never penalized.
+
+    Parameters
+    ----------
+    penalty : {"l2", "l1", "elasticnet", "none"}
+    alpha : float, optional
+        Penalty strength. Defaults to ``1 / (C * S)``, which reproduces scikit-learn's ``C``.
+    C : float, optional
+        Inverse strength, scikit-learn's spelling: ``alpha = 1 / (C * S)``. Give ``alpha`` or ``C``, not
+        both; with neither, ``C = 1``.
+    l1_ratio : float in [0, 1], the L1 share of an elastic-net penalty.
+    solver : {"lbfgs", "newton", "proximal", "sgd", "momentum", "nesterov", "adam"}
+        ``lbfgs`` and ``newton`` are full-batch and need a smooth penalty (``l2`` or ``none``);
+        ``proximal`` (FISTA) handles every penalty and gives exact zeros for L1; the mini-batch solvers
+        apply a soft-threshold step for L1, so weights reach exact zeros there too.
+    max_iter : int, optional
+        Iterations (full batch) or epochs (mini-batch); ``None`` picks :data:`DEFAULT_MAX_ITER`.
+    tol : float, optional
+        Full batch: the largest gradient (or proximal-gradient) entry at convergence. Mini-batch: the
+        smallest improvement of the monitored loss that counts. ``None`` picks :data:`DEFAULT_TOL`.
+    fit_intercept : bool
+    standardize : bool
+        Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
+        original feature units; ``standardized_coef_`` holds the coefficients the penalty sees.
+    class_weight : None, "balanced" or mapping label -> weight
+        ``"balanced"`` uses ``n_samples / (n_classes * count(y))`` as scikit-learn does.
+    batch_size, learning_rate, lr_schedule, lr_gamma, lr_step_size, lr_decay, lr_min, momentum, beta1,
+    beta2 : mini-batch settings. Schedules (``t`` is the 0-based epoch): ``constant``; ``step``:
+        ``lr * lr_gamma ** (t // lr_step_size)``; ``exponential``: ``lr * exp(-lr_decay * t)``;
+        ``inverse_time``: ``lr / (1 + lr_decay * t)``; ``cosine``: from ``lr`` down to ``lr_min`` over
+        ``max_iter`` epochs. ``learning_rate=None`` picks :data:`DEFAULT_LEARNING_RATE`.
+    early_stopping, validation_fraction, n_iter_no_change : mini-batch only. With ``early_stopping``, a
+        stratified ``validation_fraction`` of the rows is held out, training stops once its log-loss has
+        not improved by ``tol`` for ``n_iter_no_change`` epochs, and the best coefficients are kept.
+    random_state : int, optional
+        Seeds every shuffle and split: the same seed gives the same model bit for bit.
+    warm_start : bool
+        Start from the current coefficients (converted to the new data's standardization).
+
+    Attributes
+    ----------
+    classes_, coef_ (``(1, d)`` or ``(k, d)``), intercept_, n_features_in_, feature_names_in_ (when fitted
+    on a data frame with string columns), mean_, scale_, standardized_coef_, standardized_intercept_,
+    alpha_ (the strength used), n_iter_, converged_, loss_history_ (objective per iteration or epoch).
+    """
+
+    def __init__(
+        self,
+        *,
+        penalty: str = "l2",
+        alpha: float | None = None,
+        C: float | None = None,
+        l1_ratio: float = 0.5,
+        solver: str = "lbfgs",
+        max_iter: int | None = None,
+        tol: float | None = None,
+        fit_intercept: bool = True,
+        standardize: bool = True,
+        class_weight: Mapping[Any, float] | str | None = None,
+        batch_size: int = 32,
+        learning_rate: float | None = None,
+        lr_schedule: str = "constant",
+        lr_gamma: float = 0.5,
+        lr_step_size: int = 50,
+        lr_decay: float = 0.01,
+        lr_min: float = 0.0,
+        momentum: float = 0.9,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 5,
+        random_state: int | None = None,
+        warm_start: bool = False,
+    ) -> None:
+        self.penalty = penalty
+        self.alpha = alpha
+        self.C = C
+        self.l1_ratio = l1_ratio
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.class_weight = class_weight
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.lr_gamma = lr_gamma
+        self.lr_step_size = lr_step_size
+        self.lr_decay = lr_decay
+        self.lr_min = lr_min
+        self.momentum = momentum
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.warm_start = warm_start
+
+    # -- scikit-learn integration ---------------------------------------------------------------------
+    def __sklearn_tags__(self) -> Any:
+        """Tags for scikit-learn's tooling; only scikit-learn calls this, so it may import it here."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+            input_tags=InputTags(),
+        )
+
+    # -- hyperparameter checks ------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        if self.penalty not in PENALTIES:
+            raise bad("penalty", f"one of {PENALTIES}")
+        if self.solver not in SOLVERS:
+            raise bad("solver", f"one of {SOLVERS}")
+        if self.penalty in ("l1", "elasticnet") and self.solver in ("lbfgs", "newton"):
+            raise ValueError(
+                f"solver={self.solver!r} supports only smooth penalties ('l2', 'none'), got "
+                f"penalty={self.penalty!r}; use solver='proximal' or a mini-batch solver for L1"
+            )
+        if self.alpha is not None and self.C is not None:
+            raise ValueError(f"give alpha or C, not both (got alpha={self.alpha!r}, C={self.C!r})")
+        if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha >= 0):
+            raise bad("alpha", "a finite number >= 0")
+        if self.C is not None and not (np.isfinite(self.C) and self.C > 0):
+            raise bad("C", "a finite number > 0")
+        if not 0.0 <= self.l1_ratio <= 1.0:
+            raise bad("l1_ratio", "in [0, 1]")
+        if self.max_iter is not None and (not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1):
+            raise bad("max_iter", "a positive integer or None")
+        if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
+            raise bad("tol", "a finite number >= 0 or None")
+        if self.lr_schedule not in SCHEDULES:
+            raise bad("lr_schedule", f"one of {SCHEDULES}")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise bad("batch_size", "a positive integer")
+        if self.learning_rate is not None and not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise bad("learning_rate", "a finite number > 0 or None")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise bad("validation_fraction", "in (0, 1)")
+        if not isinstance(self.n_iter_no_change, (int, np.integer)) or self.n_iter_no_change < 1:
+            raise bad("n_iter_no_change", "a positive integer")
+        for name in ("momentum", "beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise bad(name, "in [0, 1)")
+        if not 0.0 < self.lr_gamma <= 1.0:
+            raise bad("lr_gamma", "in (0, 1]")
+        if self.lr_step_size < 1:
+            raise bad("lr_step_size", "a positive integer")
+        if self.lr_decay < 0 or self.lr_min < 0:
+            raise ValueError(f"lr_decay and lr_min must be >= 0, got {self.lr_decay!r}, {self.lr_min!r}")
+
+    def _class_weights(self, y_enc: NDArray[np.intp], sw: Array) -> Array:
+        k = len(self.classes_)
+        if self.class_weight is None:
+            return np.ones(k)
+        if isinstance(self.class_weight, str):
+            if self.class_weight != "balanced":
+                raise ValueError(f"class_weight must be None, 'balanced' or a mapping, got {self.class_weight!r}")
+            counts = np.bincount(y_enc, minlength=k)
+            return len(y_enc) / (k * counts.astype(np.float64))
+        weights = np.ones(k)
+        known = {self._label_key(c): i for i, c in enumerate(self.classes_)}
+        for label, w in dict(self.class_weight).items():
+            key = self._label_key(label)
+            if key not in known:
+                raise ValueError(
+                    f"class_weight names label {label!r}, which is not among the classes {self.classes_.tolist()}"
+                )
+            if not (np.isfinite(w) and w >= 0):
+                raise ValueError(f"class_weight for {label!r} must be a finite number >= 0, got {w!r}")
+            weights[known[key]] = float(w)
+        return weights
+
+    @staticmethod
+    def _label_key(label: Any) -> Any:
+        return label.item() if isinstance(label, np.generic) else label
+
+    # -- fitting --------------------------------------------------------------------------------------
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, *, callback: Callback | None = None
+    ) -> Self:
+        """Fit to ``X`` (n, d) and labels ``y``; ``callback(iteration, loss)`` may return True to stop."""
+        self._check_params()
+        names = feature_names_of(X)
+        X = check_X(X)
+        y = check_y(y, X.shape[0])
+        sw = check_sample_weight(sample_weight, X.shape[0])
+        try:
+            classes, y_enc = np.unique(y, return_inverse=True)
+        except TypeError:
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise ValueError(f"y mixes label types {kinds}; use labels of one type") from None
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"y has a single class ({classes[0]!r}); logistic regression needs at least 2 classes"
+            )
+        previous = self._warm_start_coef(X.shape[1], classes)
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        weights = sw * self._class_weights(y_enc, sw)[y_enc]
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError("the sample and class weights sum to 0: at least one sample must carry weight")
+        if self.alpha is not None:
+            alpha = float(self.alpha)
+        else:
+            alpha = 1.0 / ((1.0 if self.C is None else float(self.C)) * total)
+        if self.penalty == "none":
+            alpha = 0.0
+        l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
+        if self.standardize:
+            mean, scale = _column_stats(X)
+            scale[scale == 0.0] = 1.0
+            if not self.fit_intercept:
+                mean = np.zeros_like(mean)
+        else:
+            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        loss = LinearLoss(
+            X,
+            y_enc.astype(np.intp),
+            weights / total,
+            mean if self.standardize and self.fit_intercept else None,
+            scale if self.standardize else None,
+            len(classes),
+            l2=alpha * (1.0 - l1_share),
+            fit_intercept=self.fit_intercept,
+        )
+        x0 = self._initial_coef(loss, y_enc, previous, mean, scale)
+        result = self._solve(loss, x0, alpha * l1_share, callback)
+        W = result.coef.reshape(loss.k, loss.d + 1)
+        if loss.k > 1 and self.fit_intercept:
+            W[:, loss.d] -= W[:, loss.d].mean()  # softmax is invariant to a common shift
+        self.alpha_ = alpha
+        self.mean_, self.scale_ = mean, scale
+        self.standardized_coef_ = W[:, : loss.d].copy()
+        self.standardized_intercept_ = W[:, loss.d].copy()
+        self.coef_ = self.standardized_coef_ / scale
+        self.intercept_ = self.standardized_intercept_ - self.coef_ @ mean
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        self.loss_history_ = [float(v) for v in result.loss_history]
+        if not result.converged and not result.stopped:
+            warnings.warn(
+                ConvergenceWarning(
+                    f"solver {self.solver!r} did not converge in {result.n_iter} "
+                    f"{'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
+                    f"(tol={self._tol()}); raise max_iter or tol, or standardize the features"
+                ),
+                stacklevel=2,
+            )
+        return self
+
+    def _tol(self) -> float:
+        return DEFAULT_TOL[self.solver] if self.tol is None else float(self.tol)
+
+    def _warm_start_coef(self, n_features: int, classes: NDArray[Any]) -> tuple[Array, Array] | None:
+        """Current raw-unit coefficients when warm starting on compatible data, else None."""
+        if not self.warm_start or not hasattr(self, "coef_"):
+            return None
+        if self.n_features_in_ != n_features or not np.array_equal(self.classes_, classes):
+            raise ValueError(
+                "warm_start needs the same features and classes as the previous fit: had "
+                f"{self.n_features_in_} features and classes {self.classes_.tolist()}, got {n_features} and "
+                f"{classes.tolist()}"
+            )
+        return self.coef_, self.intercept_
+
+    def _initial_coef(
+        self,
+        loss: LinearLoss,
+        y_enc: NDArray[np.intp],
+        previous: tuple[Array, Array] | None,
+        mean: Array,
+        scale: Array,
+    ) -> Array:
+        W = np.zeros((loss.k, loss.d + 1))
+        if previous is not None:
+            coef, intercept = previous
+            W[:, : loss.d] = coef * scale
+            W[:, loss.d] = intercept + coef @ mean
+        elif self.fit_intercept:
+            prior = np.bincount(y_enc, weights=loss.weights, minlength=loss.n_classes)
+            prior = np.clip(prior, 1e-12, None)
+            if loss.k == 1:
+                W[0, loss.d] = np.log(prior[1] / prior[0])
+            else:
+                W[:, loss.d] = np.log(prior) - np.log(prior).mean()
+        return W.ravel()
+
+    def _solve(self, loss: LinearLoss, x0: Array, l1: float, callback: Callback | None) -> SolverResult:
+        solver = self.solver
+        max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else int(self.max_iter)
+        tol = self._tol()
+        if solver == "lbfgs":
+            return lbfgs(loss, x0, max_iter=max_iter, tol=tol, callback=callback)
+        if solver == "newton":
+            return newton(loss, x0, max_iter=max_iter, tol=tol, callback=callback)
+        if solver == "proximal":
+            return proximal_gradient(loss, x0, l1=l1, max_iter=max_iter, tol=tol, callback=callback)
+        if solver in MINIBATCH_SOLVERS:
+            rng = np.random.default_rng(self.random_state)
+            validation = None
+            if self.early_stopping:
+                train_idx, val_idx = stratified_split(loss.y, self.validation_fraction, rng)
+                validation = loss.subset(val_idx)
+                validation.l2 = 0.0
+                loss = loss.subset(train_idx)
+            lr = DEFAULT_LEARNING_RATE[solver] if self.learning_rate is None else float(self.learning_rate)
+            schedule = Schedule(
+                self.lr_schedule, lr, max_iter, self.lr_gamma, self.lr_step_size, self.lr_decay, self.lr_min
+            )
+            return minibatch(
+                loss,
+                x0,
+                solver=solver,
+                schedule=schedule,
+                batch_size=int(self.batch_size),
+                max_epochs=max_iter,
+                tol=tol,
+                n_iter_no_change=int(self.n_iter_no_change),
+                rng=rng,
+                l1=l1,
+                momentum=self.momentum,
+                beta1=self.beta1,
+                beta2=self.beta2,
+                validation=validation,
+                callback=callback,
+            )
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+
+    # -- prediction -----------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) before predicting"
+            )
+
+    def _check_predict_X(self, X: Any) -> Array:
+        self._check_fitted()
+        X = check_X(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but this model was fitted with {self.n_features_in_} features"
+            )
+        return X
+
+    def decision_function(self, X: Any) -> Array:
+        """Logits: ``(n,)`` for two classes (of the positive class), ``(n, k)`` otherwise."""
+        X = self._check_predict_X(X)
+        Z = X @ self.coef_.T + self.intercept_
+        return Z[:, 0] if Z.shape[1] == 1 else Z
+
+    def predict_log_proba(self, X: Any) -> Array:
+        """Log of ``predict_proba``, computed without taking the log of a rounded probability."""
+        Z = self.decision_function(X)
+        if Z.ndim == 1:
+            return np.column_stack([-log1pexp(Z), -log1pexp(-Z)])
+        return log_softmax(Z)
+
+    def predict_proba(self, X: Any) -> Array:
+        """Class probabilities ``(n, k)`` in the order of ``classes_``; rows sum to 1."""
+        Z = self.decision_function(X)
+        if Z.ndim == 1:
+            return np.column_stack([sigmoid(-Z), sigmoid(Z)])
+        return np.exp(log_softmax(Z))
+
+    def predict(self, X: Any, threshold: float | None = None) -> NDArray[Any]:
+        """Class labels: for two classes, ``classes_[1]`` when its probability is at least ``threshold``."""
+        proba = self.predict_proba(X)
+        if proba.shape[1] == 2:
+            t = 0.5 if threshold is None else float(threshold)
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+            return self.classes_[(proba[:, 1] >= t).astype(np.intp)]
+        if threshold is not None:
+            raise ValueError(
+                f"threshold applies to binary models only; this model has {proba.shape[1]} classes and "
+                "predicts the most probable one"
+            )
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy of ``predict(X)`` against ``y`` (weighted when ``sample_weight`` is given)."""
+        y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X))
+        sw = check_sample_weight(sample_weight, y.shape[0])
+        return float(np.average(self.predict(X) == y, weights=sw))
+
+
+def stratified_split(
+    y: NDArray[np.intp], fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Seeded split keeping each class's share; every class keeps at least one training row."""
+    train, held = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_held = min(int(round(fraction * idx.size)), idx.size - 1)
+        held.append(idx[:n_held])
+        train.append(idx[n_held:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
