@@ -187,6 +187,12 @@ class LinearLoss:
         assert self._prob is not None
         return self._prob
 
+    def curvature_scale(self, w: Array) -> float:
+        """Mean diagonal entry of the data Hessian at ``w`` (exact for the intercept), so a first
+        quasi-Newton step has about the right length on standardized features."""
+        P = self._probabilities(w)
+        return float(np.mean(self.weights @ (P * (1.0 - P))))
+
     def hessp(self, w: Array) -> Callable[[Array], Array]:
         """Hessian-vector product operator at ``w``."""
         P = self._probabilities(w)

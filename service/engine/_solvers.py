@@ -18,7 +18,6 @@ from ._loss import Array, LinearLoss
 Callback = Callable[[int, float], bool | None]
 
 _ARMIJO = 1e-4
-_TRACE: list | None = None
 
 
 @dataclass
@@ -30,6 +29,7 @@ class SolverResult:
     converged: bool
     loss_history: list[float] = field(default_factory=list)
     stopped: bool = False  # a callback asked to stop
+    curvature_pairs: list[tuple[Array, Array]] = field(default_factory=list)  # L-BFGS memory at the end
 
 
 def _backtrack(
@@ -57,6 +57,14 @@ def _backtrack(
     return None
 
 
+def _small_enough(f: float, g: Array, direction: Array, tol: float) -> bool:
+    """Stop rule shared by the (quasi-)Newton solvers: the decrease the model predicts for the full step,
+    ``-g.d / 2`` (about ``f - f*``), is at most ``tol`` relative to ``|f|``, or the gradient vanished."""
+    if not np.any(g):
+        return True
+    return -0.5 * float(g @ direction) <= tol * max(abs(f), 1e-300)
+
+
 def lbfgs(
     loss: LinearLoss,
     x0: Array,
@@ -65,39 +73,46 @@ def lbfgs(
     tol: float,
     memory: int = 10,
     callback: Callback | None = None,
+    curvature_pairs: list[tuple[Array, Array]] | None = None,
 ) -> SolverResult:
-    """Limited-memory BFGS; converged when the largest gradient entry is at most ``tol``."""
+    """Limited-memory BFGS with Armijo backtracking; stops by :func:`_small_enough`.
+
+    ``curvature_pairs`` seeds the memory, e.g. with the pairs of a solve on a subsample of the rows.
+    """
     x = x0.copy()
     f, g = loss.loss_grad(x)
+    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
     history = [f]
     s_list: deque[Array] = deque(maxlen=memory)
     y_list: deque[Array] = deque(maxlen=memory)
     rho_list: deque[float] = deque(maxlen=memory)
+    for s0, y0 in curvature_pairs or []:
+        s_list.append(s0)
+        y_list.append(y0)
+        rho_list.append(1.0 / float(s0 @ y0))
     n_iter = 0
-    converged = float(np.max(np.abs(g))) <= tol
-    while not converged and n_iter < max_iter:
-        # two-loop recursion
+    converged = False
+    while True:
+        # two-loop recursion: q = -H g with the limited-memory inverse Hessian H
         q = -g
         alphas = []
         for s, y, rho in zip(reversed(s_list), reversed(y_list), reversed(rho_list), strict=True):
             a = rho * float(s @ q)
             alphas.append(a)
             q -= a * y
-        if s_list:
-            q *= float(s_list[-1] @ y_list[-1]) / float(y_list[-1] @ y_list[-1])
-            step0 = 1.0
-        else:
-            step0 = min(1.0, 1.0 / max(float(np.abs(g).sum()), 1e-12))
+        q *= float(s_list[-1] @ y_list[-1]) / float(y_list[-1] @ y_list[-1]) if s_list else initial_scale
         for s, y, rho, a in zip(s_list, y_list, rho_list, reversed(alphas), strict=True):
             b = rho * float(y @ q)
             q += (a - b) * s
-        if _TRACE is not None:
-            _TRACE.append((f, -0.5 * float(g @ q), float(np.max(np.abs(g)))))
-        found = _backtrack(loss.loss_grad, x, f, g, q, step0)
-        if found is None and s_list:
-            # memory went stale: restart from steepest descent once
+        if _small_enough(f, g, q, tol):
+            converged = True
+            break
+        if n_iter >= max_iter:
+            break
+        found = _backtrack(loss.loss_grad, x, f, g, q, 1.0)
+        if found is None and s_list:  # the memory went stale: restart from a scaled gradient step
             s_list.clear(), y_list.clear(), rho_list.clear()
-            found = _backtrack(loss.loss_grad, x, f, g, -g, min(1.0, 1.0 / float(np.abs(g).sum())))
+            found = _backtrack(loss.loss_grad, x, f, g, -initial_scale * g, 1.0)
         if found is None:
             break
         _, x_new, f_new, g_new = found
@@ -110,10 +125,9 @@ def lbfgs(
         x, f, g = x_new, f_new, g_new
         n_iter += 1
         history.append(f)
-        converged = float(np.max(np.abs(g))) <= tol
         if callback is not None and callback(n_iter, f):
-            return SolverResult(x, n_iter, converged, history, stopped=True)
-    return SolverResult(x, n_iter, converged, history)
+            return SolverResult(x, n_iter, False, history, stopped=True)
+    return SolverResult(x, n_iter, converged, history, curvature_pairs=list(zip(s_list, y_list, strict=True)))
 
 
 def _conjugate_gradient(hessp: Callable[[Array], Array], b: Array, rtol: float, max_iter: int) -> Array:
@@ -148,14 +162,15 @@ def newton(
     callback: Callback | None = None,
     exact_max_dim: int = 600,
 ) -> SolverResult:
-    """Damped Newton: exact Hessian for binary models of modest width, Newton-CG otherwise."""
+    """Damped Newton: the exact Hessian for binary models of modest width, Newton-CG otherwise.
+    Stops by :func:`_small_enough` (the Newton decrement)."""
     x = x0.copy()
     f, g = loss.loss_grad(x)
     history = [f]
     exact = loss.k == 1 and loss.d + 1 <= exact_max_dim
     n_iter = 0
-    converged = float(np.max(np.abs(g))) <= tol
-    while not converged and n_iter < max_iter:
+    converged = False
+    while True:
         if exact:
             H = loss.hessian(x)
             try:
@@ -167,17 +182,21 @@ def newton(
             direction = _conjugate_gradient(
                 loss.hessp(x), -g, rtol=min(0.5, np.sqrt(gnorm)), max_iter=max(20, loss.n_params)
             )
+        if _small_enough(f, g, direction, tol):
+            converged = True
+            break
+        if n_iter >= max_iter:
+            break
         found = _backtrack(loss.loss_grad, x, f, g, direction, 1.0)
         if found is None:
-            found = _backtrack(loss.loss_grad, x, f, g, -g, min(1.0, 1.0 / float(np.abs(g).sum())))
+            found = _backtrack(loss.loss_grad, x, f, g, -g / (loss.curvature_scale(x) + loss.l2), 1.0)
         if found is None:
             break
         _, x, f, g = found
         n_iter += 1
         history.append(f)
-        converged = float(np.max(np.abs(g))) <= tol
         if callback is not None and callback(n_iter, f):
-            return SolverResult(x, n_iter, converged, history, stopped=True)
+            return SolverResult(x, n_iter, False, history, stopped=True)
     return SolverResult(x, n_iter, converged, history)
 
 
