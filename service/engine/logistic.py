@@ -96,7 +96,8 @@ class LogisticRegression(ParamsMixin):
     ----------
     classes_, coef_ (``(1, d)`` or ``(k, d)``), intercept_, n_features_in_, feature_names_in_ (when fitted
     on a data frame with string columns), mean_, scale_, standardized_coef_, standardized_intercept_,
-    alpha_ (the strength used), n_iter_, converged_, loss_history_ (objective per iteration or epoch).
+    alpha_ (the strength used), n_iter_, converged_, loss_history_ (objective per iteration or epoch),
+    fit_warnings_ (the messages of the warnings the last fit emitted, for callers that report them).
     """
 
     def __init__(
@@ -306,15 +307,15 @@ class LogisticRegression(ParamsMixin):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.loss_history_ = [float(v) for v in result.loss_history]
+        self.fit_warnings_: list[str] = []
         if not result.converged and not result.stopped:
-            warnings.warn(
-                ConvergenceWarning(
-                    f"solver {self.solver!r} did not converge in {result.n_iter} "
-                    f"{'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
-                    f"(tol={self._tol()}); raise max_iter or tol, or standardize the features"
-                ),
-                stacklevel=2,
+            message = (
+                f"solver {self.solver!r} did not converge in {result.n_iter} "
+                f"{'epochs' if self.solver in MINIBATCH_SOLVERS else 'iterations'} "
+                f"(tol={self._tol()}); raise max_iter or tol, or standardize the features"
             )
+            self.fit_warnings_.append(message)
+            warnings.warn(ConvergenceWarning(message), stacklevel=2)
         return self
 
     def _tol(self) -> float:

@@ -767,10 +767,7 @@ def threshold_sweep(
     y_pos, s, w, _ = _binary_inputs(
         y_true, proba_pos, pos_label, sample_weight, proba=True, strict_pos_label=True
     )
-    if thresholds is None:
-        thr = np.linspace(0.0, 1.0, _DEFAULT_SWEEP)
-    else:
-        thr = _as_scores(thresholds, "thresholds")
+    thr = np.linspace(0.0, 1.0, _DEFAULT_SWEEP) if thresholds is None else _as_scores(thresholds, "thresholds")
     fps, tps, distinct = _curve_counts(y_pos, s, w)
     n_pos, n_neg = tps[-1], fps[-1]
     # number of distinct scores >= t; the counts at t are those of the smallest such score

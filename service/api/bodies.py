@@ -1,0 +1,72 @@
+"""Fast request bodies: JSON parsed once with orjson, numbers turned into numpy without pydantic per float.
+
+The small fields of a body are still validated by the pydantic model the route documents; only the
+bulky ``features`` / ``records`` / ``labels`` bypass it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from ..errors import InvalidInputError
+
+M = TypeVar("M", bound=BaseModel)
+
+BULK_FIELDS = ("features", "records", "labels")
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 422 that says why it is not one."""
+    raw = await request.body()
+    if not raw:
+        raise InvalidInputError("the request body is empty: send a JSON object")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"the body must be a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def validate_envelope(model: type[M], obj: dict[str, Any]) -> tuple[M, dict[str, Any]]:
+    """Validate everything but the bulky fields with ``model``; return it and the bulky fields as sent."""
+    bulk = {k: obj[k] for k in BULK_FIELDS if k in obj}
+    light = {k: v for k, v in obj.items() if k not in bulk}
+    fields = model.model_fields
+    placeholders = {k: ([] if k == "labels" else None) for k in bulk if k in fields}
+    unexpected = [k for k in bulk if k not in fields]
+    if unexpected:
+        light.update({k: bulk[k] for k in unexpected})  # let the model's extra="forbid" report them
+    envelope = model.model_validate({**light, **placeholders})
+    if "labels" in fields and fields["labels"].is_required() and "labels" not in bulk:
+        raise InvalidInputError("`labels` is required: one label per row", {"field": "labels"})
+    return envelope, bulk
+
+
+def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Serialize with orjson (numpy arrays included) straight into a response."""
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def openapi_body(model: type[BaseModel], *, multipart: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the JSON body of a route that parses its body itself."""
+    content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+    if multipart is not None:
+        content["multipart/form-data"] = {"schema": multipart}
+    DOCUMENTED_BODIES.add(model)
+    return {"requestBody": {"required": True, "content": content}}
+
+
+#: Models referenced by :func:`openapi_body`, added to the OpenAPI components by the app factory.
+DOCUMENTED_BODIES: set[type[BaseModel]] = set()

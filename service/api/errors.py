@@ -1,0 +1,98 @@
+"""The one place where domain errors and validation failures become HTTP answers.
+
+Every error has the shape ``{"error": {"type", "message", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    LimitExceededError,
+    LogregError,
+    NotFoundError,
+    RegistryUnavailableError,
+)
+
+log = logging.getLogger("service.api")
+
+#: Status code and ``type`` of each domain error; the first matching base class wins.
+ERROR_MAP: list[tuple[type[LogregError], int, str]] = [
+    (NotFoundError, 404, "not_found"),
+    (ConflictError, 409, "conflict"),
+    (IntegrityError, 409, "integrity_error"),
+    (LimitExceededError, 413, "limit_exceeded"),
+    (InvalidInputError, 422, "invalid_input"),
+    (RegistryUnavailableError, 503, "registry_unavailable"),
+]
+
+#: Documented error answers, for the OpenAPI page.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown model, version or alias", "model": None},
+    409: {"description": "Conflict with the registry's state, or a stored version failed its integrity check"},
+    413: {"description": "Body or batch over the configured limits"},
+    422: {"description": "Invalid input: the message says what and where"},
+}
+
+
+def error_response(
+    status: int, kind: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON error answer in the service's one error shape."""
+    body = {"error": {"type": kind, "message": message, "details": details}}
+    return Response(
+        orjson.dumps(body, default=str), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _validation_details(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [{"loc": [*prefix, *map(str, e.get("loc", ()))], "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+
+
+def _summary(details: list[dict[str, Any]]) -> str:
+    first = details[0] if details else {}
+    where = ".".join(first.get("loc", [])) or "request"
+    more = f" (and {len(details) - 1} more problem(s))" if len(details) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers so no error leaves the app in any other shape."""
+
+    @app.exception_handler(LogregError)
+    async def domain_error(_: Request, exc: LogregError) -> Response:
+        for cls, status, kind in ERROR_MAP:
+            if isinstance(exc, cls):
+                return error_response(status, kind, exc.message, exc.details)
+        return error_response(400, "bad_request", exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_: Request, exc: RequestValidationError) -> Response:
+        details = _validation_details(list(exc.errors()))
+        return error_response(422, "validation_error", _summary(details), details)
+
+    @app.exception_handler(ValidationError)
+    async def body_validation(_: Request, exc: ValidationError) -> Response:
+        details = _validation_details(exc.errors(include_url=False, include_input=False), ("body",))
+        return error_response(422, "validation_error", _summary(details), details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error; the server log has the details")

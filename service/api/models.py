@@ -1,0 +1,98 @@
+"""Registry routes: list models and versions, model cards, aliases, thresholds, deletes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from .. import operations
+from ..errors import InvalidInputError
+from ..schemas import MODEL_NAME_PATTERN, AliasRequest, ThresholdRequest
+from .bodies import json_response
+from .deps import RegistryDep
+from .errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/models", tags=["registry"])
+
+NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.", examples=["breast-cancer"])]
+VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "production"])]
+AliasPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$", description="Alias name.", examples=["production"])
+]
+
+
+@router.get("", summary="List models", description="Every model with its latest version, versions and aliases.")
+async def list_models(registry: RegistryDep) -> Response:
+    return json_response({"models": await run_in_threadpool(registry.list_models)})
+
+
+@router.get("/{name}", summary="List a model's versions", responses=ERROR_RESPONSES)
+async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
+    versions = await run_in_threadpool(registry.list_versions, name)
+    return json_response(
+        {
+            "name": name,
+            "versions": [
+                {k: v.get(k) for k in ("version", "created_at", "converged", "n_samples", "aliases", "threshold",
+                                       "description", "tags", "integrity_error") if k in v}
+                for v in versions
+            ],
+        }
+    )
+
+
+@router.get(
+    "/{name}/versions/{version}",
+    summary="Model card",
+    description="Hyperparameters, classes, feature names, coefficients by class and feature, intercepts, "
+    "training metrics, loss history, created time and the artefact's sha256.",
+    responses=ERROR_RESPONSES,
+)
+async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
+    return json_response(operations.model_card(registry.metadata(name, version)))
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    status_code=204,
+    summary="Delete a version",
+    description="Removes the version; refused with 409 while an alias points at it. Numbers are never reused.",
+    responses=ERROR_RESPONSES,
+)
+async def delete_version(name: NamePath, version: Annotated[int, Path(ge=1)], registry: RegistryDep) -> Response:
+    await run_in_threadpool(registry.delete_version, name, version)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/{name}/aliases/{alias}",
+    summary="Point an alias at a version",
+    description="Creates or moves the alias (e.g. `production`, which unversioned requests use).",
+    responses=ERROR_RESPONSES,
+)
+async def set_alias(name: NamePath, alias: AliasPath, body: AliasRequest, registry: RegistryDep) -> Response:
+    return json_response(await run_in_threadpool(registry.set_alias, name, alias, body.version))
+
+
+@router.delete("/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", responses=ERROR_RESPONSES)
+async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) -> Response:
+    await run_in_threadpool(registry.delete_alias, name, alias)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/{name}/versions/{version}/threshold",
+    summary="Store a version's decision threshold",
+    description="The default threshold `/predict` uses for this binary version; null restores 0.5.",
+    responses=ERROR_RESPONSES,
+)
+async def set_threshold(
+    name: NamePath, version: Annotated[int, Path(ge=1)], body: ThresholdRequest, registry: RegistryDep
+) -> Response:
+    meta = registry.metadata(name, version)
+    if body.threshold is not None and len(meta.get("classes", [])) > 2:
+        raise InvalidInputError("a decision threshold applies to binary models only")
+    return json_response(await run_in_threadpool(registry.set_threshold, name, version, body.threshold))

@@ -1,0 +1,132 @@
+"""POST /train: JSON rows or records, or a CSV upload; training runs in a worker thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from .. import operations
+from ..errors import InvalidInputError
+from ..schemas import TrainParams, TrainRequest, TrainResponse
+from .bodies import json_response, openapi_body, read_json_object, validate_envelope
+from .deps import RegistryDep, SettingsDep
+from .errors import ERROR_RESPONSES
+
+router = APIRouter(tags=["training"])
+
+_MULTIPART_SCHEMA = {
+    "type": "object",
+    "required": ["file", "target", "model"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "CSV with a header row."},
+        "target": {"type": "string", "description": "Name of the label column."},
+        "model": {"type": "string", "description": "Model name."},
+        "params": {"type": "string", "description": "Engine hyperparameters as a JSON object."},
+        "validation_fraction": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.2},
+        "description": {"type": "string"},
+    },
+}
+
+
+@router.post(
+    "/train",
+    status_code=201,
+    summary="Train a new model version",
+    description=(
+        "Fits a logistic-regression model and stores it as the next version of `model`. Send JSON with "
+        "`features` (rows) or `records` (objects by feature name) and `labels`, or `multipart/form-data` "
+        "with a CSV `file`, its `target` column and `model` (`curl -F file=@data.csv -F target=y -F "
+        "model=m`). A stratified `validation_fraction` is held out for validation metrics. Convergence "
+        "warnings are returned in `warnings`. Training runs in a worker thread: predictions keep flowing."
+    ),
+    response_model=TrainResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA),
+)
+async def train(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        job = await _from_csv_form(request)
+    else:
+        obj = await read_json_object(request)
+        envelope, bulk = validate_envelope(TrainRequest, obj)
+        names = envelope.feature_names or _record_names(bulk.get("records"))
+        X = operations.input_matrix(bulk.get("features"), bulk.get("records"), names)
+        job = {
+            "name": envelope.model,
+            "X": X,
+            "y": operations.labels_array(bulk.get("labels"), X.shape[0]),
+            "feature_names": names,
+            "params": envelope.params.model_dump(),
+            "validation_fraction": envelope.validation_fraction,
+            "description": envelope.description,
+            "tags": envelope.tags,
+        }
+    name = job.pop("name")
+    X = job.pop("X")
+    y = job.pop("y")
+    report = await run_in_threadpool(
+        operations.train_and_store,
+        registry,
+        name,
+        X,
+        y,
+        max_train_cells=settings.max_train_cells,
+        max_iter_limit=settings.max_iter_limit,
+        **job,
+    )
+    return json_response(report, status_code=201)
+
+
+def _record_names(records: Any) -> list[str] | None:
+    """Feature names taken from the first record, in its key order (records train by name)."""
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return list(records[0].keys())
+    return None
+
+
+async def _from_csv_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise InvalidInputError("multipart training needs a CSV `file` field", {"field": "file"})
+    target = form.get("target")
+    name = form.get("model")
+    if not isinstance(target, str) or not target:
+        raise InvalidInputError("multipart training needs a `target` field naming the label column")
+    raw_params = form.get("params")
+    try:
+        given = orjson.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
+        params = TrainParams.model_validate(given)
+        envelope = TrainRequest.model_validate(
+            {
+                "model": name,
+                "features": [],
+                "labels": [],
+                "validation_fraction": float(form.get("validation_fraction") or 0.2),
+                "description": form.get("description") or None,
+            }
+        )
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"`params` is not a JSON object: {exc}") from None
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise InvalidInputError(f"`validation_fraction` must be a number: {exc}") from None
+    X, y, names = operations.parse_csv(await upload.read(), target)
+    return {
+        "name": envelope.model,
+        "X": X,
+        "y": y,
+        "feature_names": names,
+        "params": params.model_dump(),
+        "validation_fraction": envelope.validation_fraction,
+        "description": envelope.description,
+        "tags": {"source": upload.filename or "upload.csv"},
+    }

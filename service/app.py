@@ -1,0 +1,98 @@
+"""The app factory: ``create_app(settings)`` wires the registry, the routes and the error handling."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from . import __version__
+from .api import health, models, prediction, training
+from .api.bodies import DOCUMENTED_BODIES
+from .api.errors import install_error_handlers
+from .api.limits import BodySizeLimit
+from .engine import ConvergenceWarning
+from .errors import RegistryUnavailableError
+from .registry import ModelRegistry
+from .settings import Settings, get_settings
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """
+Train, store, serve and evaluate logistic-regression models.
+
+* **Train** a version with `POST /train` (JSON rows or records, or a CSV upload).
+* **Serve** it with `POST /predict_proba` and `POST /predict?threshold=`.
+* **Evaluate** it with `POST /metrics`; see what was measured at training time with `GET /metrics`.
+* **Manage** versions, aliases (`production` is the default) and decision thresholds under `/models`.
+
+Every error answers `{"error": {"type", "message", "details"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
+    """Build the application for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+    registry = registry or ModelRegistry(
+        settings.model_store, cache_size=settings.cache_size, write_delay=settings.write_delay
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Convergence warnings reach clients in the training response; keep them out of the server log.
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        try:
+            registry.check()
+            registry.cleanup_temp()
+        except RegistryUnavailableError as exc:
+            log.warning("registry not ready at start-up: %s", exc.message)
+        yield
+
+    app = FastAPI(
+        title="logreg-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "training", "description": "Fit new model versions."},
+            {"name": "prediction", "description": "Score rows and evaluate versions."},
+            {"name": "registry", "description": "Models, versions, aliases and thresholds."},
+            {"name": "health", "description": "Probes for orchestrators."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for router in (training.router, prediction.router, models.router, health.router):
+        app.include_router(router)
+    _document_parsed_bodies(app)
+    return app
+
+
+def _document_parsed_bodies(app: FastAPI) -> None:
+    """Add the schemas of bodies that routes parse themselves (see ``openapi_body``) to the OpenAPI page."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            _, defs = models_json_schema(
+                [(m, "validation") for m in sorted(DOCUMENTED_BODIES, key=lambda m: m.__name__)],
+                ref_template="#/components/schemas/{model}",
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and multi-worker servers: settings from ``LOGREG_*``."""
+    return create_app(Settings())

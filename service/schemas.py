@@ -1,0 +1,204 @@
+"""Request and response models of the HTTP API (pydantic v2), one family per resource.
+
+Large numeric payloads (``features``, ``records``) are declared here for the OpenAPI page but parsed
+straight into numpy by :mod:`service.api.bodies`, never element by element through pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+ModelName = Annotated[
+    str,
+    StringConstraints(pattern=MODEL_NAME_PATTERN),
+    Field(description="Model name: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.",
+          examples=["breast-cancer"]),
+]
+VersionRef = Annotated[
+    int | str | None,
+    Field(
+        description="A version number or an alias such as `production`; omitted: the `production` alias "
+        "if set, else the latest version.",
+        examples=[1, "production"],
+    ),
+]
+Label = int | bool | str
+FeatureRows = Annotated[
+    list[list[float]] | None,
+    Field(description="Rows of numbers, one per sample, in the model's feature order.",
+          examples=[[[1.0, 2.0, 3.0]]]),
+]
+Records = Annotated[
+    list[dict[str, float]] | None,
+    Field(description="Objects `{feature_name: number}`, matched to the model's features by name.",
+          examples=[[{"radius": 14.1, "texture": 19.3}]]),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TrainParams(_Strict):
+    """Engine hyperparameters (see `service.engine.LogisticRegression`); every field has a safe default."""
+
+    penalty: Literal["l2", "l1", "elasticnet", "none"] = Field("l2", description="Regularization.")
+    C: float | None = Field(
+        None, gt=0, le=1e12,
+        description="Inverse regularization strength as in scikit-learn; default 1. Give C or alpha.",
+    )
+    alpha: float | None = Field(None, ge=0, le=1e6, description="Strength per mean loss: 1 / (C * n).")
+    l1_ratio: float = Field(0.5, ge=0, le=1, description="L1 share of an elastic-net penalty.")
+    solver: Literal["lbfgs", "newton", "proximal", "sgd", "momentum", "nesterov", "adam"] = Field(
+        "lbfgs", description="`lbfgs`/`newton` need l2 or none; `proximal` or mini-batch solvers for L1."
+    )
+    max_iter: int | None = Field(None, ge=1, description="Iterations (full batch) or epochs; default per solver.")
+    tol: float | None = Field(None, ge=0, le=1, description="Stopping tolerance; default per solver.")
+    fit_intercept: bool = True
+    standardize: bool = Field(True, description="Learn and apply feature mean/scale inside the model.")
+    class_weight: Literal["balanced"] | dict[str, float] | None = Field(
+        None, description='`"balanced"` or `{label: weight}` (labels as strings).'
+    )
+    batch_size: int = Field(32, ge=1, le=1_000_000)
+    learning_rate: float | None = Field(None, gt=0, le=100)
+    lr_schedule: Literal["constant", "step", "exponential", "inverse_time", "cosine"] = "constant"
+    lr_gamma: float = Field(0.5, gt=0, le=1)
+    lr_step_size: int = Field(50, ge=1)
+    lr_decay: float = Field(0.01, ge=0, le=100)
+    lr_min: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    early_stopping: bool = False
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Engine's early-stopping split.")
+    n_iter_no_change: int = Field(5, ge=1, le=10_000)
+    random_state: int | None = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffles and splits.")
+
+    @model_validator(mode="after")
+    def _one_strength(self) -> TrainParams:
+        if self.C is not None and self.alpha is not None:
+            raise ValueError("give C or alpha, not both")
+        if self.penalty in ("l1", "elasticnet") and self.solver in ("lbfgs", "newton"):
+            raise ValueError(
+                f"solver {self.solver!r} supports only penalty 'l2' or 'none'; use 'proximal' or a "
+                f"mini-batch solver for {self.penalty!r}"
+            )
+        return self
+
+
+class TrainRequest(_Strict):
+    """A labelled training set and how to train on it."""
+
+    model: ModelName
+    features: FeatureRows = None
+    records: Records = None
+    labels: list[Label] = Field(description="One label per row: ints, bools or strings.", examples=[[0, 1]])
+    feature_names: list[str] | None = Field(
+        None, description="Names of the columns of `features` (default x0, x1, ...)."
+    )
+    params: TrainParams = Field(default_factory=TrainParams)
+    validation_fraction: float = Field(
+        0.2, ge=0, le=0.9, description="Stratified, seeded hold-out share for validation metrics; 0 disables."
+    )
+    description: str | None = Field(None, max_length=2000)
+    tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels for the version.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "demo",
+                    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0]],
+                    "labels": [0, 0, 1, 1, 0, 1],
+                    "feature_names": ["a", "b"],
+                    "validation_fraction": 0,
+                }
+            ]
+        },
+    )
+
+
+class PredictRequest(_Strict):
+    """Rows to score with one model version: give `features` or `records`, not both."""
+
+    model: ModelName
+    version: VersionRef = None
+    features: FeatureRows = None
+    records: Records = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "demo", "features": [[1.0, 2.0]]}]},
+    )
+
+
+class MetricsRequest(PredictRequest):
+    """Labelled rows to evaluate one model version on."""
+
+    labels: list[Label] = Field(description="True label of each row.")
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Binary decision threshold; default: the version's stored one."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "demo", "features": [[1.0, 2.0], [0.0, 0.0]], "labels": [1, 0]}]},
+    )
+
+
+class TrainResponse(BaseModel):
+    """What a training run produced."""
+
+    model: str
+    version: int
+    classes: list[Label]
+    feature_names: list[str]
+    n_samples: int
+    n_train: int
+    n_validation: int
+    converged: bool
+    n_iter: int
+    warnings: list[str]
+    train_metrics: dict[str, Any]
+    validation_metrics: dict[str, Any] | None
+    loss_history: list[float] = Field(description="Objective per iteration/epoch, at most 200 points.")
+    duration_seconds: float
+
+
+class PredictProbaResponse(BaseModel):
+    model: str
+    version: int
+    classes: list[Label]
+    probabilities: list[list[float]] = Field(description="n x k, columns in the order of `classes`.")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    predictions: list[Label]
+    threshold: float | None = Field(description="Threshold used (binary models); null for multiclass.")
+
+
+class AliasRequest(_Strict):
+    version: int = Field(ge=1, description="Version the alias points to.")
+
+
+class ThresholdRequest(_Strict):
+    threshold: float | None = Field(ge=0, le=1, description="Decision threshold; null restores 0.5.")
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="Machine-readable kind, e.g. `not_found`, `validation_error`.")
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error answer."""
+
+    error: ErrorBody
