@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -14,9 +16,13 @@ from .errors import error_response
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness", description="200 while the process answers.")
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    description="200 while the process answers; `pid` tells which worker process answered.",
+)
 async def healthz() -> Response:
-    return json_response({"status": "ok"})
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 @router.get(

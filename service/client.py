@@ -1,0 +1,186 @@
+"""A small typed client for other services, on httpx. Our end-to-end tests use it, so it tracks the server."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Label = int | bool | str
+Rows = Sequence[Sequence[float]]
+Records = Sequence[Mapping[str, float]]
+
+
+class LogregAPIError(Exception):
+    """The server answered with an error; carries its status, type, message and details."""
+
+    def __init__(self, status_code: int, type: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status_code} {type}: {message}")
+        self.status_code = status_code
+        self.type = type
+        self.message = message
+        self.details = details
+
+
+class LogregClient:
+    """Calls a logreg-service over HTTP: ``LogregClient("http://127.0.0.1:8000").predict("m", features=...)``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 60.0,
+        api_key: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LogregClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, url, **kwargs)
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+                raise LogregAPIError(response.status_code, err.get("type", "error"), err.get("message", ""),
+                                     err.get("details"))
+            except (ValueError, KeyError, TypeError):
+                raise LogregAPIError(response.status_code, "http_error", response.text[:500]) from None
+        return response.json() if response.content else None
+
+    @staticmethod
+    def _rows(features: Rows | None, records: Records | None) -> dict[str, Any]:
+        if (features is None) == (records is None):
+            raise ValueError("give exactly one of features and records")
+        if features is not None:
+            rows = features.tolist() if hasattr(features, "tolist") else [list(map(float, r)) for r in features]
+            return {"features": rows}
+        return {"records": [dict(r) for r in records or []]}
+
+    # -- training -----------------------------------------------------------------------------------------
+    def train(
+        self,
+        model: str,
+        *,
+        labels: Sequence[Label],
+        features: Rows | None = None,
+        records: Records | None = None,
+        feature_names: Sequence[str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        validation_fraction: float = 0.2,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Train a new version from rows or records; returns the training report."""
+        body: dict[str, Any] = {
+            "model": model,
+            **self._rows(features, records),
+            "labels": labels.tolist() if hasattr(labels, "tolist") else list(labels),
+            "params": dict(params or {}),
+            "validation_fraction": validation_fraction,
+            "tags": dict(tags or {}),
+        }
+        if feature_names is not None:
+            body["feature_names"] = list(feature_names)
+        if description is not None:
+            body["description"] = description
+        return self._request("POST", "/train", json=body)
+
+    def train_csv(
+        self,
+        model: str,
+        path: str | Path,
+        target: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        validation_fraction: float = 0.2,
+    ) -> dict[str, Any]:
+        """Train a new version from a CSV file with a header row; ``target`` names the label column."""
+        import json
+
+        path = Path(path)
+        data = {"model": model, "target": target, "validation_fraction": str(validation_fraction)}
+        if params:
+            data["params"] = json.dumps(dict(params))
+        with path.open("rb") as fh:
+            return self._request("POST", "/train", data=data, files={"file": (path.name, fh, "text/csv")})
+
+    # -- serving ------------------------------------------------------------------------------------------
+    def predict_proba(
+        self, model: str, *, features: Rows | None = None, records: Records | None = None,
+        version: int | str | None = None,
+    ) -> dict[str, Any]:
+        """Probabilities per class: ``{"classes": [...], "probabilities": [[...], ...]}``."""
+        body = {"model": model, "version": version, **self._rows(features, records)}
+        return self._request("POST", "/predict_proba", json=body)
+
+    def predict(
+        self, model: str, *, features: Rows | None = None, records: Records | None = None,
+        version: int | str | None = None, threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """Class labels: ``{"predictions": [...], "threshold": t}``."""
+        body = {"model": model, "version": version, **self._rows(features, records)}
+        params = {"threshold": threshold} if threshold is not None else None
+        return self._request("POST", "/predict", json=body, params=params)
+
+    def metrics(
+        self, model: str, *, labels: Sequence[Label], features: Rows | None = None,
+        records: Records | None = None, version: int | str | None = None, threshold: float | None = None,
+    ) -> dict[str, Any]:
+        """Evaluation metrics of a version on labelled rows."""
+        body = {
+            "model": model, "version": version, **self._rows(features, records),
+            "labels": labels.tolist() if hasattr(labels, "tolist") else list(labels),
+        }
+        if threshold is not None:
+            body["threshold"] = threshold
+        return self._request("POST", "/metrics", json=body)
+
+    def stored_metrics(self, model: str, version: int | str | None = None) -> dict[str, Any]:
+        """The metrics recorded on the validation split when the version was trained."""
+        params = {"model": model, **({"version": str(version)} if version is not None else {})}
+        return self._request("GET", "/metrics", params=params)
+
+    # -- registry -----------------------------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        """Every model with its latest version and aliases."""
+        return self._request("GET", "/models")["models"]
+
+    def versions(self, model: str) -> list[dict[str, Any]]:
+        """The versions of one model."""
+        return self._request("GET", f"/models/{model}")["versions"]
+
+    def model_card(self, model: str, version: int | str) -> dict[str, Any]:
+        """Hyperparameters, coefficients, metrics and provenance of a version (a number or an alias)."""
+        return self._request("GET", f"/models/{model}/versions/{version}")
+
+    def set_alias(self, model: str, alias: str, version: int) -> dict[str, Any]:
+        """Point ``alias`` (e.g. ``"production"``) at ``version``."""
+        return self._request("PUT", f"/models/{model}/aliases/{alias}", json={"version": version})
+
+    def delete_alias(self, model: str, alias: str) -> None:
+        self._request("DELETE", f"/models/{model}/aliases/{alias}")
+
+    def set_threshold(self, model: str, version: int, threshold: float | None) -> dict[str, Any]:
+        """Store a binary version's default decision threshold (None restores 0.5)."""
+        return self._request("PUT", f"/models/{model}/versions/{version}/threshold", json={"threshold": threshold})
+
+    def delete_version(self, model: str, version: int) -> None:
+        self._request("DELETE", f"/models/{model}/versions/{version}")
+
+    def health(self) -> dict[str, Any]:
+        """The liveness answer, ``{"status": "ok", "pid": ...}``; raises when the server does not answer."""
+        return self._request("GET", "/healthz")
+
+    def ready(self) -> dict[str, Any]:
+        return self._request("GET", "/readyz")
