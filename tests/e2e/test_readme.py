@@ -1,0 +1,49 @@
+"""The README's examples run as written against a real server started the way `make run` starts it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.settings import Settings
+
+from .conftest import Server, start_server, stop_server
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("readme")
+    server = start_server(root / "model_store", root / "server.log", "--demo")
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_examples_run_against_the_demo_model(demo_server: Server, tmp_path: Path) -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    script = next(b for b in blocks if "curl" in b and "/train" in b)
+    script = script.replace("http://127.0.0.1:8000", demo_server.url)
+    (tmp_path / ".curlrc").write_text("fail-with-body\nmax-time = 60\n")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"CURL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert '"breast-cancer"' in result.stdout
+
+
+def test_configuration_table_lists_every_setting() -> None:
+    documented = set(re.findall(r"^\| `(LOGREG_[A-Z_]+)` \|", README, flags=re.M))
+    fields = {f"LOGREG_{name.upper()}" for name in Settings.model_fields}
+    assert documented == fields
