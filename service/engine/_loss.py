@@ -220,7 +220,11 @@ class LinearLoss:
         if self.k != 1:
             raise ValueError("the full Hessian is only formed for the binary model")
         P = self._probabilities(w)
-        h = self.weights * P * (1.0 - P)
+        return self.weighted_gram(self.weights * P * (1.0 - P))
+
+    def weighted_gram(self, h: Array) -> Array:
+        """``[Xs, 1]^T diag(h) [Xs, 1] + l2`` on the standardized features with an intercept column,
+        built in row chunks (no copy of X). With ``h = p(1 - p) w`` it is the binary Hessian."""
         d = self.d
         M = np.zeros((d, d))
         sq = np.sqrt(h)

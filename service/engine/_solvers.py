@@ -74,60 +74,76 @@ def lbfgs(
     memory: int = 10,
     callback: Callback | None = None,
     curvature_pairs: list[tuple[Array, Array]] | None = None,
+    preconditioner: Array | None = None,
 ) -> SolverResult:
     """Limited-memory BFGS with Armijo backtracking; stops by :func:`_small_enough`.
 
     ``curvature_pairs`` seeds the memory, e.g. with the pairs of a solve on a subsample of the rows.
+    ``preconditioner`` is a ``(d + 1, d + 1)`` matrix ``P`` applied to each class row as the initial
+    inverse Hessian (scaled by the usual ``s.y / y.P.y``): the inverse feature Gram whitens correlated
+    features, which the plain scaled identity cannot.
     """
     x = x0.copy()
     f, g = loss.loss_grad(x)
-    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
+    shape = (loss.k, loss.d + 1)
+
+    def apply_p(v: Array) -> Array:
+        """The preconditioner applied to a flat vector or to each row of a stack of flat vectors."""
+        if preconditioner is None:
+            return v
+        return (v.reshape(*v.shape[:-1], *shape) @ preconditioner).reshape(v.shape)
+
+    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2) if preconditioner is None else 1.0
     history = [f]
-    s_list: deque[Array] = deque(maxlen=memory)
-    y_list: deque[Array] = deque(maxlen=memory)
-    rho_list: deque[float] = deque(maxlen=memory)
-    for s0, y0 in curvature_pairs or []:
-        s_list.append(s0)
-        y_list.append(y0)
-        rho_list.append(1.0 / float(s0 @ y0))
+    pairs: deque[tuple[Array, Array]] = deque(
+        ((s0, y0) for s0, y0 in curvature_pairs or [] if float(s0 @ y0) > 0), maxlen=memory
+    )
     n_iter = 0
     converged = False
     while True:
-        # two-loop recursion: q = -H g with the limited-memory inverse Hessian H
-        q = -g
-        alphas = []
-        for s, y, rho in zip(reversed(s_list), reversed(y_list), reversed(rho_list), strict=True):
-            a = rho * float(s @ q)
-            alphas.append(a)
-            q -= a * y
-        q *= float(s_list[-1] @ y_list[-1]) / float(y_list[-1] @ y_list[-1]) if s_list else initial_scale
-        for s, y, rho, a in zip(s_list, y_list, rho_list, reversed(alphas), strict=True):
-            b = rho * float(y @ q)
-            q += (a - b) * s
+        q = -_inverse_hessian_times(g, pairs, apply_p, initial_scale)
         if _small_enough(f, g, q, tol):
             converged = True
             break
         if n_iter >= max_iter:
             break
         found = _backtrack(loss.loss_grad, x, f, g, q, 1.0)
-        if found is None and s_list:  # the memory went stale: restart from a scaled gradient step
-            s_list.clear(), y_list.clear(), rho_list.clear()
-            found = _backtrack(loss.loss_grad, x, f, g, -initial_scale * g, 1.0)
+        if found is None and pairs:  # the memory went stale: restart from a scaled gradient step
+            pairs.clear()
+            found = _backtrack(loss.loss_grad, x, f, g, -initial_scale * apply_p(g), 1.0)
         if found is None:
             break
         _, x_new, f_new, g_new = found
         s, y = x_new - x, g_new - g
-        sy = float(s @ y)
-        if sy > 1e-12 * float(y @ y):
-            s_list.append(s)
-            y_list.append(y)
-            rho_list.append(1.0 / sy)
+        if float(s @ y) > 1e-12 * float(y @ y):
+            pairs.append((s, y))
         x, f, g = x_new, f_new, g_new
         n_iter += 1
         history.append(f)
         if callback is not None and callback(n_iter, f):
             return SolverResult(x, n_iter, False, history, stopped=True)
-    return SolverResult(x, n_iter, converged, history, curvature_pairs=list(zip(s_list, y_list, strict=True)))
+    return SolverResult(x, n_iter, converged, history, curvature_pairs=list(pairs))
+
+
+def _inverse_hessian_times(
+    g: Array, pairs: deque[tuple[Array, Array]], apply_p: Callable[[Array], Array], initial_scale: float
+) -> Array:
+    """``H g`` for the L-BFGS inverse Hessian ``H`` in the compact form of Byrd, Nocedal and Schnabel
+    (1994), with ``H0 = gamma P``: a few small matrix products instead of a loop over the pairs."""
+    if not pairs:
+        return initial_scale * apply_p(g)
+    S = np.array([p[0] for p in pairs])
+    Y = np.array([p[1] for p in pairs])
+    PY = apply_p(Y)
+    SY = S @ Y.T
+    R_inv = np.linalg.inv(np.triu(SY))
+    gamma = float(SY[-1, -1]) / float(Y[-1] @ PY[-1])
+    Pg = apply_p(g)
+    r_inv_a = R_inv @ (S @ g)
+    inner = gamma * (Y @ PY.T)
+    inner.flat[:: len(pairs) + 1] += SY.flat[:: len(pairs) + 1]
+    u = (inner @ r_inv_a - gamma * (Y @ Pg)) @ R_inv
+    return gamma * Pg + u @ S - gamma * (r_inv_a @ PY)
 
 
 def _conjugate_gradient(hessp: Callable[[Array], Array], b: Array, rtol: float, max_iter: int) -> Array:

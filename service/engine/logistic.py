@@ -362,13 +362,18 @@ class LogisticRegression(ParamsMixin):
         if solver == "lbfgs":
             pairs = None
             n = loss.X.shape[0]
+            precond = None
             if n >= 2 * _PRESOLVE_ROWS:
-                # Solve on an evenly strided subsample first: it lands near the optimum and its curvature
-                # pairs approximate the full Hessian, so the full-data phase needs only a few passes.
+                # Large data: whiten the features with the inverse Gram of an evenly strided subsample and
+                # solve on that subsample first. It lands near the optimum and its curvature pairs match
+                # the full Hessian well, so the full-data phase needs only a few passes over X. (On small
+                # data the whitening costs more iterations than it saves, measured on breast-cancer.)
                 sub = loss.subset(np.arange(0, n, n // _PRESOLVE_ROWS))
-                pre = lbfgs(sub, x0, max_iter=max_iter, tol=max(tol, 1e-6))
+                precond = _inverse_gram(sub)
+                pre = lbfgs(sub, x0, max_iter=max_iter, tol=max(tol, 1e-6), preconditioner=precond)
                 x0, pairs = pre.coef, pre.curvature_pairs
-            return lbfgs(loss, x0, max_iter=max_iter, tol=tol, callback=callback, curvature_pairs=pairs)
+            return lbfgs(loss, x0, max_iter=max_iter, tol=tol, callback=callback, curvature_pairs=pairs,
+                         preconditioner=precond)
         if solver == "newton":
             return newton(loss, x0, max_iter=max_iter, tol=tol, callback=callback)
         if solver == "proximal":
@@ -460,6 +465,14 @@ class LogisticRegression(ParamsMixin):
         y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X))
         sw = check_sample_weight(sample_weight, y.shape[0])
         return float(np.average(self.predict(X) == y, weights=sw))
+
+
+def _inverse_gram(loss: LinearLoss) -> Array:
+    """Inverse of the weighted Gram matrix of the (standardized) features, with a tiny ridge so constant
+    or collinear features cannot make it singular: L-BFGS's initial inverse-Hessian shape."""
+    G = loss.weighted_gram(loss.weights)
+    G[np.diag_indices_from(G)] += 1e-8 * max(float(np.trace(G)) / G.shape[0], 1e-12)
+    return np.linalg.inv(G)
 
 
 def stratified_split(
