@@ -137,13 +137,28 @@ def labels_array(labels: Any, n_rows: int) -> NDArray[Any]:
     if not kinds <= {bool, int, str} or len(kinds) > 1:
         names = sorted(k.__name__ for k in kinds)
         raise InvalidInputError(f"`labels` must all be ints, all bools or all strings; got {names}")
+    if kinds == {int}:
+        huge = [v for v in labels if not -(2**63) <= v < 2**63]
+        if huge:
+            raise InvalidInputError(f"integer labels must fit in 64 bits; got {_first(huge)}")
+        return np.asarray(labels, dtype=np.int64)
     return np.asarray(labels)
 
 
 def parse_csv(data: bytes | str, target: str) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
     """Features, labels and feature names from a CSV with a header row and a ``target`` column."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    reader = csv.reader(io.StringIO(text))
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"the CSV is not UTF-8 text: {exc}") from None
+    try:
+        return _parse_csv_text(text, target)
+    except csv.Error as exc:
+        raise InvalidInputError(f"the CSV cannot be parsed: {exc}") from None
+
+
+def _parse_csv_text(text: str, target: str) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
@@ -189,8 +204,8 @@ def _csv_labels(raw: list[str]) -> NDArray[Any]:
     """Integer labels when every cell is an integer (``1``, ``0.0``), else the strings as given."""
     try:
         as_float = [float(v) for v in raw]
-        if all(f.is_integer() for f in as_float):
-            return np.asarray([int(f) for f in as_float])
+        if all(f.is_integer() and abs(f) < 2**63 for f in as_float):
+            return np.asarray([int(f) for f in as_float], dtype=np.int64)
     except ValueError:
         pass
     return np.asarray(raw)
@@ -269,6 +284,11 @@ def train_and_store(
         raise InvalidInputError(f"feature names repeat: {_first(sorted({v for v in names if names.count(v) > 1}))}")
     if y.shape[0] != n:
         raise InvalidInputError(f"{n} rows but {y.shape[0]} labels: give one label per row")
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = X.std(axis=0)
+    if not np.isfinite(spread).all():
+        cols = [names[j] for j in np.flatnonzero(~np.isfinite(spread))]
+        raise InvalidInputError(f"column(s) {_first(cols)} hold values too large to train on (they overflow)")
     classes, y_enc = np.unique(y, return_inverse=True)
     if classes.size < 2:
         raise InvalidInputError(
@@ -322,7 +342,7 @@ def train_and_store(
         "coefficients": coefficients,
         "intercepts": intercepts,
         "feature_means": X[train_idx].mean(axis=0).tolist(),
-        "feature_stds": X[train_idx].std(axis=0).tolist(),
+        "feature_stds": X[train_idx].std(axis=0).tolist(),  # finite: checked above
         "alpha": float(model.alpha_),
         "validation_sample": validation_sample,
     }
@@ -335,7 +355,15 @@ def train_and_store(
 def predict_proba(loaded: LoadedModel, X: NDArray[np.float64]) -> NDArray[np.float64]:
     """Class probabilities from a loaded version, after checking the feature count."""
     _check_width(loaded, X)
-    return loaded.model.predict_proba(X)
+    with np.errstate(over="ignore", invalid="ignore"):
+        proba = loaded.model.predict_proba(X)
+    bad = ~np.isfinite(proba).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad).tolist()
+        raise InvalidInputError(
+            f"rows {_first(rows)} hold values too large for this model (the scores overflow)", {"rows": rows[:100]}
+        )
+    return proba
 
 
 def _check_width(loaded: LoadedModel, X: NDArray[np.float64]) -> None:

@@ -5,6 +5,7 @@ Every error has the shape ``{"error": {"type", "message", "details"}}``.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -51,9 +52,11 @@ def error_response(
 ) -> Response:
     """A JSON error answer in the service's one error shape."""
     body = {"error": {"type": kind, "message": message, "details": details}}
-    return Response(
-        orjson.dumps(body, default=str), status_code=status, media_type="application/json", headers=headers
-    )
+    try:
+        content = orjson.dumps(body, default=str)
+    except TypeError:  # e.g. an integer beyond 64 bits echoed back in the details
+        content = json.dumps(body, default=str).encode()
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 def _validation_details(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -122,7 +122,10 @@ def minibatch(
                 x = x - rate * m1_hat
                 shrink = rate * l1
             if l1:
-                x = np.where(mask > 0, soft_threshold(x, shrink), x)
+                x_prox = np.where(mask > 0, soft_threshold(x, shrink), x)
+                if solver in ("momentum", "nesterov"):  # the velocity follows the step actually taken
+                    velocity += x_prox - x
+                x = x_prox
         f_epoch = objective(x)
         history.append(f_epoch)
         if not np.isfinite(f_epoch):

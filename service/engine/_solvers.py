@@ -102,7 +102,9 @@ def lbfgs(
     converged = False
     while True:
         q = -_inverse_hessian_times(g, pairs, apply_p, initial_scale)
-        if _small_enough(f, g, q, tol):
+        # Both the quasi-Newton step and a plain scaled gradient step must predict a small decrease: on badly
+        # scaled features the limited memory alone can underestimate the distance to the optimum.
+        if _small_enough(f, g, q, tol) and _small_enough(f, g, -initial_scale * apply_p(g), tol):
             converged = True
             break
         if n_iter >= max_iter:
@@ -115,7 +117,8 @@ def lbfgs(
             break
         _, x_new, f_new, g_new = found
         s, y = x_new - x, g_new - g
-        if float(s @ y) > 1e-12 * float(y @ y):
+        yy = float(y @ y)
+        if yy > 0.0 and float(s @ y) > 1e-12 * yy:  # y underflows to 0 on separable data
             pairs.append((s, y))
         x, f, g = x_new, f_new, g_new
         n_iter += 1
@@ -268,10 +271,11 @@ def proximal_gradient(
         F_new = objective(f_new, x_new)
         step_size = float(np.max(np.abs(diff))) * lipschitz
         if F_new > history[-1]:  # adaptive restart: drop the momentum
+            stalled = t == 1.0  # already restarted and still no decrease: round-off level
             t = 1.0
             z = x.copy()
-            if n_iter > 0 and step_size <= tol:
-                converged = True
+            if n_iter > 0 and (step_size <= tol or stalled):
+                converged = step_size <= tol
                 break
             lipschitz *= 0.9
             n_iter += 1

@@ -26,7 +26,7 @@ DEFAULT_MAX_ITER = {"lbfgs": 1000, "newton": 100, "proximal": 10000, **dict.from
 #: newton), on the largest proximal-gradient entry (proximal), on the epoch loss improvement (mini-batch).
 DEFAULT_TOL = {"lbfgs": 2e-8, "newton": 1e-10, "proximal": 1e-7, **dict.fromkeys(MINIBATCH_SOLVERS, 1e-5)}
 #: Learning rates when ``learning_rate=None``.
-DEFAULT_LEARNING_RATE = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
+DEFAULT_LEARNING_RATE = {"sgd": 0.3, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
 
 _CHUNK = 16384
 #: Rows of the subsample the L-BFGS solver pre-solves on when the data has at least twice as many.
@@ -78,7 +78,8 @@ class LogisticRegression(ParamsMixin):
         Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
         original feature units; ``standardized_coef_`` holds the coefficients the penalty sees.
     class_weight : None, "balanced" or mapping label -> weight
-        ``"balanced"`` uses ``n_samples / (n_classes * count(y))`` as scikit-learn does.
+        ``"balanced"`` uses ``total weight / (n_classes * weight of the class)``, counting sample weights,
+        as scikit-learn (1.6 and later) does; without sample weights that is ``n / (k * count(y))``.
     batch_size, learning_rate, lr_schedule, lr_gamma, lr_step_size, lr_decay, lr_min, momentum, beta1,
     beta2 : mini-batch settings. Schedules (``t`` is the 0-based epoch): ``constant``; ``step``:
         ``lr * lr_gamma ** (t // lr_step_size)``; ``exponential``: ``lr * exp(-lr_decay * t)``;
@@ -220,8 +221,11 @@ class LogisticRegression(ParamsMixin):
         if isinstance(self.class_weight, str):
             if self.class_weight != "balanced":
                 raise ValueError(f"class_weight must be None, 'balanced' or a mapping, got {self.class_weight!r}")
-            counts = np.bincount(y_enc, minlength=k)
-            return len(y_enc) / (k * counts.astype(np.float64))
+            counts = np.bincount(y_enc, weights=sw, minlength=k)
+            if (counts <= 0).any():
+                empty = self.classes_[counts <= 0].tolist()
+                raise ValueError(f"class_weight='balanced' needs weight in every class; {empty} have none")
+            return float(sw.sum()) / (k * counts)
         weights = np.ones(k)
         known = {self._label_key(c): i for i, c in enumerate(self.classes_)}
         for label, w in dict(self.class_weight).items():
