@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
-from .api import health, models, prediction, training
+from .api import health, jobs, models, prediction, training
+from .api import monitoring as monitoring_routes
 from .api.bodies import DOCUMENTED_BODIES
 from .api.errors import install_error_handlers
 from .api.limits import BodySizeLimit
+from .api.monitoring import Monitoring, RequestObserver, configure_logging, multiprocess_dir
+from .api.training import Trainer
 from .engine import ConvergenceWarning
 from .errors import RegistryUnavailableError
+from .jobs import JobStore, SlotPool
 from .registry import ModelRegistry
 from .settings import Settings, get_settings
 
@@ -31,27 +37,47 @@ Train, store, serve and evaluate logistic-regression models.
 * **Evaluate** it with `POST /metrics`; see what was measured at training time with `GET /metrics`.
 * **Manage** versions, aliases (`production` is the default) and decision thresholds under `/models`.
 
-Every error answers `{"error": {"type", "message", "details"}}`.
+* **Run long trainings in the background** with `POST /train?background=true` and follow `GET /jobs/{id}`.
+* **Monitor** with Prometheus at `GET /monitoring/metrics`.
+
+Every error answers `{"error": {"type", "message", "details"}}`. With API keys configured, send
+`Authorization: Bearer <key>` (the **Authorize** button on this page does it for you).
 """
 
 
 def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.json_logs)
     registry = registry or ModelRegistry(
         settings.model_store, cache_size=settings.cache_size, write_delay=settings.write_delay
     )
+    monitoring = Monitoring()
+    trainer = Trainer(
+        JobStore(registry.root),
+        SlotPool(registry.root, settings.max_concurrent_trainings),
+        monitoring,
+        settings.train_timeout_seconds,
+    )
+    keys = settings.keys()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Convergence warnings reach clients in the training response; keep them out of the server log.
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        if not keys:
+            log.warning("no API keys configured (LOGREG_API_KEYS): every route is open to anyone who can reach it")
         try:
             registry.check()
             registry.cleanup_temp()
+            interrupted = trainer.jobs.recover()
+            if interrupted:
+                log.warning("%d background job(s) were interrupted by a restart and are marked failed", interrupted)
         except RegistryUnavailableError as exc:
             log.warning("registry not ready at start-up: %s", exc.message)
         yield
+        if multiprocess_dir() is not None:
+            multiprocess.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="logreg-service",
@@ -59,17 +85,22 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[
-            {"name": "training", "description": "Fit new model versions."},
+            {"name": "training", "description": "Fit new model versions, now or as background jobs."},
             {"name": "prediction", "description": "Score rows and evaluate versions."},
             {"name": "registry", "description": "Models, versions, aliases and thresholds."},
-            {"name": "health", "description": "Probes for orchestrators."},
+            {"name": "health", "description": "Probes and monitoring."},
         ],
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.monitoring = monitoring
+    app.state.trainer = trainer
+    app.state.api_keys = [k.encode() for k in keys]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
-    for router in (training.router, prediction.router, models.router, health.router):
+    for router in (training.router, jobs.router, prediction.router, models.router, health.router,
+                   monitoring_routes.router):
         app.include_router(router)
     _document_parsed_bodies(app)
     return app

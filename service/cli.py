@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"LOGREG_{env}"] = str(value)
     settings = Settings()
+    _prepare_prometheus_dir(settings)
     if args.demo or settings.demo:
         ensure_demo(ModelRegistry(settings.model_store))
     uvicorn.run(
@@ -77,6 +79,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
     )
     return 0
+
+
+def _prepare_prometheus_dir(settings: Settings) -> None:
+    """Make (and empty) the directory the workers share for Prometheus samples, before any worker starts.
+
+    prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, so it must be set
+    here, in the parent process, and inherited by every worker.
+    """
+    path = settings.prometheus_dir or Path(tempfile.gettempdir()) / f"logreg-prometheus-{os.getpid()}"
+    if path.exists():
+        for item in path.glob("*.db"):
+            item.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -112,7 +128,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         records = [{n: float(row[n]) for n in names} for row in reader]
     X = operations.records_to_matrix(records, names)
     proba = operations.predict_proba(loaded, X)
-    labels, _ = operations.predict(loaded, X, args.threshold)
+    labels, _, _ = operations.predict(loaded, X, args.threshold)
     classes = loaded.model.classes_.tolist()
     out = csv.writer(sys.stdout)
     out.writerow(["prediction", *[f"p_{c}" for c in classes]])

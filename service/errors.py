@@ -39,3 +39,19 @@ class LimitExceededError(LogregError):
 
 class RegistryUnavailableError(LogregError):
     """The registry directory cannot be read or written."""
+
+
+class BusyError(LogregError):
+    """Too many trainings run at once; the caller should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5, details: Any = None) -> None:
+        super().__init__(message, details)
+        self.retry_after = retry_after
+
+
+class TimeLimitError(LogregError):
+    """A training run went over its wall-clock limit and was stopped; nothing was stored."""
+
+
+class CancelledError(LogregError):
+    """A background training job was cancelled; nothing was stored."""

@@ -250,6 +250,22 @@ def coefficient_table(model: LogisticRegression, names: Sequence[str]) -> tuple[
     return coefs, intercepts
 
 
+def check_training_limits(
+    X: NDArray[np.float64], params: dict[str, Any], max_train_cells: int | None, max_iter_limit: int | None
+) -> None:
+    """Refuse a training set or budget over the configured limits before any work starts."""
+    n, d = X.shape
+    if max_train_cells is not None and n * d > max_train_cells:
+        raise LimitExceededError(
+            f"the training set has {n} x {d} = {n * d} values, over the limit of {max_train_cells}",
+            {"rows": n, "features": d, "limit": max_train_cells},
+        )
+    if max_iter_limit is not None and (params.get("max_iter") or 0) > max_iter_limit:
+        raise InvalidInputError(
+            f"max_iter {params['max_iter']} is over the limit of {max_iter_limit}", {"limit": max_iter_limit}
+        )
+
+
 def train_and_store(
     registry: ModelRegistry,
     name: str,
@@ -270,13 +286,7 @@ def train_and_store(
     start = time.perf_counter()
     params = dict(params or {})
     n, d = X.shape
-    if max_train_cells is not None and n * d > max_train_cells:
-        raise LimitExceededError(
-            f"the training set has {n} x {d} = {n * d} values, over the limit of {max_train_cells}",
-            {"rows": n, "features": d, "limit": max_train_cells},
-        )
-    if max_iter_limit is not None and (params.get("max_iter") or 0) > max_iter_limit:
-        raise InvalidInputError(f"max_iter {params['max_iter']} is over the limit of {max_iter_limit}")
+    check_training_limits(X, params, max_train_cells, max_iter_limit)
     names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(d)]
     if len(names) != d:
         raise InvalidInputError(f"{len(names)} feature names for {d} columns; give one name per column")
@@ -392,13 +402,15 @@ def decision_threshold(loaded: LoadedModel, threshold: float | None) -> float | 
     return float(threshold)
 
 
-def predict(loaded: LoadedModel, X: NDArray[np.float64], threshold: float | None) -> tuple[list[Any], float | None]:
-    """Class labels at the decision threshold in use, and that threshold."""
+def predict(
+    loaded: LoadedModel, X: NDArray[np.float64], threshold: float | None
+) -> tuple[list[Any], float | None, NDArray[np.intp]]:
+    """Class labels at the decision threshold in use, that threshold, and the labels' class indices."""
     t = decision_threshold(loaded, threshold)
     proba = predict_proba(loaded, X)
     classes = loaded.model.classes_
     idx = (proba[:, 1] >= t).astype(np.intp) if t is not None else np.argmax(proba, axis=1)
-    return classes[idx].tolist(), t
+    return classes[idx].tolist(), t, idx
 
 
 def evaluate(loaded: LoadedModel, X: NDArray[np.float64], labels: Any, threshold: float | None) -> dict[str, Any]:

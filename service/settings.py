@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `logreg serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `logreg serve`.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    json_logs: bool = Field(True, description="One JSON object per log line (request logs included).")
     cache_size: int = Field(16, ge=0, description="Loaded model versions kept in memory per process.")
     max_body_bytes: int = Field(
         50 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
@@ -28,10 +29,35 @@ class Settings(BaseSettings):
         20_000_000, ge=1, description="Most rows x features in one training set (413)."
     )
     max_iter_limit: int = Field(100_000, ge=1, description="Highest `max_iter` a training request may ask for.")
+    api_keys: str | None = Field(
+        None, description="Comma-separated API keys; when set, mutating routes need `Authorization: Bearer <key>`."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line (added to `api_keys`).")
+    protect_reads: bool = Field(False, description="Require a key for prediction and read routes too.")
+    train_timeout_seconds: float = Field(
+        600.0, gt=0, description="Wall-clock limit of one training run; it stops cleanly and stores nothing."
+    )
+    max_concurrent_trainings: int = Field(
+        2, ge=1, description="Trainings running at once across all workers sharing the registry (429 beyond)."
+    )
+    background_train_cells: int = Field(
+        2_000_000, ge=1, description="Training sets with more rows x features run as background jobs by default."
+    )
+    prometheus_dir: Path | None = Field(
+        None, description="Directory for multi-process Prometheus metrics (made and emptied by `logreg serve`)."
+    )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
     write_delay: float = Field(
         0.0, ge=0.0, description="Test only: seconds to pause inside each artefact write (crash tests)."
     )
+
+
+    def keys(self) -> list[str]:
+        """The configured API keys, from ``api_keys`` and ``api_keys_file``; empty means open access."""
+        keys = [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
+        if self.api_keys_file is not None:
+            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+        return keys
 
 
 @lru_cache

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
+    BusyError,
+    CancelledError,
     ConflictError,
     IntegrityError,
     InvalidInputError,
@@ -24,13 +26,17 @@ from ..errors import (
     LogregError,
     NotFoundError,
     RegistryUnavailableError,
+    TimeLimitError,
 )
+from .security import AuthError
 
 log = logging.getLogger("service.api")
 
 #: Status code and ``type`` of each domain error; the first matching base class wins.
 ERROR_MAP: list[tuple[type[LogregError], int, str]] = [
     (NotFoundError, 404, "not_found"),
+    (CancelledError, 409, "cancelled"),
+    (TimeLimitError, 422, "time_limit_exceeded"),
     (ConflictError, 409, "conflict"),
     (IntegrityError, 409, "integrity_error"),
     (LimitExceededError, 413, "limit_exceeded"),
@@ -44,6 +50,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Conflict with the registry's state, or a stored version failed its integrity check"},
     413: {"description": "Body or batch over the configured limits"},
     422: {"description": "Invalid input: the message says what and where"},
+    401: {"description": "An API key is required (`Authorization: Bearer <key>`)"},
+    403: {"description": "The API key is not valid"},
 }
 
 
@@ -75,6 +83,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LogregError)
     async def domain_error(_: Request, exc: LogregError) -> Response:
+        if isinstance(exc, AuthError):
+            kind = "unauthorized" if exc.status == 401 else "forbidden"
+            return error_response(exc.status, kind, exc.message, headers={"WWW-Authenticate": "Bearer"})
+        if isinstance(exc, BusyError):
+            return error_response(429, "too_many_trainings", exc.message, exc.details,
+                                  headers={"Retry-After": str(exc.retry_after)})
         for cls, status, kind in ERROR_MAP:
             if isinstance(exc, cls):
                 return error_response(status, kind, exc.message, exc.details)

@@ -14,6 +14,7 @@ from ..schemas import MODEL_NAME_PATTERN, AliasRequest, ThresholdRequest
 from .bodies import json_response
 from .deps import RegistryDep
 from .errors import ERROR_RESPONSES
+from .security import ReadAccess, WriteAccess
 
 router = APIRouter(prefix="/models", tags=["registry"])
 
@@ -24,12 +25,15 @@ AliasPath = Annotated[
 ]
 
 
-@router.get("", summary="List models", description="Every model with its latest version, versions and aliases.")
+@router.get(
+    "", summary="List models", description="Every model with its latest version, versions and aliases.",
+    dependencies=ReadAccess,
+)
 async def list_models(registry: RegistryDep) -> Response:
     return json_response({"models": await run_in_threadpool(registry.list_models)})
 
 
-@router.get("/{name}", summary="List a model's versions", responses=ERROR_RESPONSES)
+@router.get("/{name}", summary="List a model's versions", responses=ERROR_RESPONSES, dependencies=ReadAccess)
 async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
     versions = await run_in_threadpool(registry.list_versions, name)
     return json_response(
@@ -50,6 +54,7 @@ async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
     description="Hyperparameters, classes, feature names, coefficients by class and feature, intercepts, "
     "training metrics, loss history, created time and the artefact's sha256.",
     responses=ERROR_RESPONSES,
+    dependencies=ReadAccess,
 )
 async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
     return json_response(operations.model_card(registry.metadata(name, version)))
@@ -61,6 +66,7 @@ async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep
     summary="Delete a version",
     description="Removes the version; refused with 409 while an alias points at it. Numbers are never reused.",
     responses=ERROR_RESPONSES,
+    dependencies=WriteAccess,
 )
 async def delete_version(name: NamePath, version: Annotated[int, Path(ge=1)], registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.delete_version, name, version)
@@ -72,12 +78,16 @@ async def delete_version(name: NamePath, version: Annotated[int, Path(ge=1)], re
     summary="Point an alias at a version",
     description="Creates or moves the alias (e.g. `production`, which unversioned requests use).",
     responses=ERROR_RESPONSES,
+    dependencies=WriteAccess,
 )
 async def set_alias(name: NamePath, alias: AliasPath, body: AliasRequest, registry: RegistryDep) -> Response:
     return json_response(await run_in_threadpool(registry.set_alias, name, alias, body.version))
 
 
-@router.delete("/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", responses=ERROR_RESPONSES)
+@router.delete(
+    "/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", responses=ERROR_RESPONSES,
+    dependencies=WriteAccess,
+)
 async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.delete_alias, name, alias)
     return Response(status_code=204)
@@ -88,6 +98,7 @@ async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) 
     summary="Store a version's decision threshold",
     description="The default threshold `/predict` uses for this binary version; null restores 0.5.",
     responses=ERROR_RESPONSES,
+    dependencies=WriteAccess,
 )
 async def set_threshold(
     name: NamePath, version: Annotated[int, Path(ge=1)], body: ThresholdRequest, registry: RegistryDep

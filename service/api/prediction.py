@@ -13,8 +13,9 @@ from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, Pred
 from .bodies import json_response, openapi_body, read_json_object, validate_envelope
 from .deps import RegistryDep, SettingsDep
 from .errors import ERROR_RESPONSES
+from .security import ReadAccess
 
-router = APIRouter(tags=["prediction"])
+router = APIRouter(tags=["prediction"], dependencies=ReadAccess)
 
 ThresholdQuery = Annotated[
     float | None,
@@ -28,10 +29,16 @@ async def _scoring_input(
 ) -> tuple[LoadedModel, Any, dict[str, Any], PredictRequest]:
     obj = await read_json_object(request)
     envelope, bulk = validate_envelope(model, obj)
+    request.state.model = envelope.model
     loaded = registry.load(envelope.model, envelope.version)
+    request.state.version = loaded.version
     X = operations.input_matrix(
         bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"), max_rows
     )
+    request.state.rows = int(X.shape[0])
+    monitoring = request.app.state.monitoring
+    monitoring.rows.labels(request.url.path).observe(X.shape[0])
+    monitoring.observe_registry(registry)
     return loaded, X, bulk, envelope
 
 
@@ -46,6 +53,8 @@ async def _scoring_input(
 async def predict_proba(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
     loaded, X, _, _ = await _scoring_input(request, registry, settings.max_predict_rows, PredictRequest)
     proba = operations.predict_proba(loaded, X)
+    monitoring = request.app.state.monitoring
+    monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, proba.argmax(axis=1))
     return json_response(
         {"model": loaded.name, "version": loaded.version, "classes": loaded.model.classes_.tolist(),
          "probabilities": proba}
@@ -65,7 +74,8 @@ async def predict(
     request: Request, registry: RegistryDep, settings: SettingsDep, threshold: ThresholdQuery = None
 ) -> Response:
     loaded, X, _, _ = await _scoring_input(request, registry, settings.max_predict_rows, PredictRequest)
-    labels, used = operations.predict(loaded, X, threshold)
+    labels, used, index = operations.predict(loaded, X, threshold)
+    request.app.state.monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, index)
     return json_response({"model": loaded.name, "version": loaded.version, "predictions": labels, "threshold": used})
 
 

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from .. import operations
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, LogregError
+from ..jobs import JobControl, JobStore, SlotPool
 from ..schemas import TrainParams, TrainRequest, TrainResponse
 from .bodies import json_response, openapi_body, read_json_object, validate_envelope
 from .deps import RegistryDep, SettingsDep
 from .errors import ERROR_RESPONSES
+from .monitoring import Monitoring
+from .security import WriteAccess
 
-router = APIRouter(tags=["training"])
+router = APIRouter(tags=["training"], dependencies=WriteAccess)
 
 _MULTIPART_SCHEMA = {
     "type": "object",
@@ -38,6 +44,8 @@ _MULTIPART_SCHEMA = {
     "/train",
     status_code=201,
     summary="Train a new model version",
+    responses={**ERROR_RESPONSES, 202: {"description": "Accepted as a background job; see `Location`."},
+               429: {"description": "Too many trainings running; retry after `Retry-After` seconds."}},
     description=(
         "Fits a logistic-regression model and stores it as the next version of `model`. Send JSON with "
         "`features` (rows) or `records` (objects by feature name) and `labels`, or `multipart/form-data` "
@@ -46,10 +54,23 @@ _MULTIPART_SCHEMA = {
         "warnings are returned in `warnings`. Training runs in a worker thread: predictions keep flowing."
     ),
     response_model=TrainResponse,
-    responses=ERROR_RESPONSES,
     openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA),
 )
-async def train(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
+async def train(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    background: Annotated[
+        bool | None,
+        Query(description="Run as a background job (202 + `Location: /jobs/{id}`). Default: only for training "
+              "sets over LOGREG_BACKGROUND_TRAIN_CELLS values."),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200,
+               description="Background jobs: a retried request with the same key returns the first job."),
+    ] = None,
+) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         job = await _from_csv_form(request)
@@ -68,20 +89,55 @@ async def train(request: Request, registry: RegistryDep, settings: SettingsDep) 
             "description": envelope.description,
             "tags": envelope.tags,
         }
-    name = job.pop("name")
-    X = job.pop("X")
-    y = job.pop("y")
-    report = await run_in_threadpool(
-        operations.train_and_store,
-        registry,
-        name,
-        X,
-        y,
-        max_train_cells=settings.max_train_cells,
-        max_iter_limit=settings.max_iter_limit,
-        **job,
-    )
+    name, X, y = job.pop("name"), job.pop("X"), job.pop("y")
+    request.state.model, request.state.rows = name, int(X.shape[0])
+    trainer: Trainer = request.app.state.trainer
+    trainer.monitoring.rows.labels("/train").observe(X.shape[0])
+    operations.check_training_limits(X, job["params"], settings.max_train_cells, settings.max_iter_limit)
+
+    def work(control: JobControl) -> dict[str, Any]:
+        return trainer.observed(name, lambda: operations.train_and_store(registry, name, X, y, callback=control, **job))
+
+    in_background = background if background is not None else X.size > settings.background_train_cells
+    if in_background:
+        record, created = trainer.jobs.create(name, idempotency_key)
+        if created:
+            trainer.start_job(record["id"], work)
+        return json_response(record, status_code=202, headers={"Location": f"/jobs/{record['id']}"})
+    report = await run_in_threadpool(trainer.run_now, work)
+    request.state.version = report["version"]
     return json_response(report, status_code=201)
+
+
+class Trainer:
+    """Runs trainings: now (holding a slot, within the time limit) or as background jobs, and counts them."""
+
+    def __init__(self, jobs: JobStore, slots: SlotPool, monitoring: Monitoring, timeout: float) -> None:
+        self.jobs = jobs
+        self.slots = slots
+        self.monitoring = monitoring
+        self.timeout = timeout
+
+    def run_now(self, work: Callable[[JobControl], dict[str, Any]]) -> dict[str, Any]:
+        with self.slots.acquire():
+            return work(JobControl(None, None, time.monotonic() + self.timeout))
+
+    def start_job(self, job_id: str, work: Callable[[JobControl], dict[str, Any]]) -> None:
+        thread = threading.Thread(
+            target=self.jobs.run, args=(job_id, work, self.slots, self.timeout), name=f"job-{job_id}", daemon=True
+        )
+        thread.start()
+
+    def observed(self, model: str, fit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            report = fit()
+        except LogregError as exc:
+            self.monitoring.trainings.labels(model, type(exc).__name__).inc()
+            raise
+        self.monitoring.trainings.labels(model, "succeeded").inc()
+        self.monitoring.training_seconds.observe(time.perf_counter() - start)
+        return report
 
 
 def _record_names(records: Any) -> list[str] | None:
