@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .engine import LogisticRegression, metrics, stratified_split
-from .errors import InvalidInputError, LimitExceededError
+from .errors import InvalidInputError, LimitExceededError, NotFoundError
 from .registry import LoadedModel, ModelRegistry
 
 MAX_HISTORY_POINTS = 200
@@ -327,7 +327,11 @@ def train_and_store(
         keep = np.arange(val_idx.size)
         if keep.size > MAX_VALIDATION_SAMPLE:
             keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))
-        validation_sample = {"labels": y[val_idx][keep].tolist(), "probabilities": proba_val[keep].tolist()}
+        validation_sample = {
+            "rows": val_idx[keep].tolist(),  # positions in the training set as sent
+            "labels": y[val_idx][keep].tolist(),
+            "probabilities": proba_val[keep].tolist(),
+        }
     coefficients, intercepts = coefficient_table(model, names)
     report = {
         "model": name,
@@ -354,6 +358,7 @@ def train_and_store(
         "feature_means": X[train_idx].mean(axis=0).tolist(),
         "feature_stds": X[train_idx].std(axis=0).tolist(),  # finite: checked above
         "alpha": float(model.alpha_),
+        "standardization": {"mean": model.mean_.tolist(), "scale": model.scale_.tolist()},
         "validation_sample": validation_sample,
     }
     metadata["duration_seconds"] = round(time.perf_counter() - start, 6)
@@ -432,6 +437,28 @@ def evaluate(loaded: LoadedModel, X: NDArray[np.float64], labels: Any, threshold
     proba = predict_proba(loaded, X)
     summary = metrics.classification_summary(y, proba, classes, threshold=0.5 if t is None else t)
     return {"model": loaded.name, "version": loaded.version, **summary}
+
+
+def validation_sample(meta: dict[str, Any]) -> dict[str, Any]:
+    """The validation labels and probabilities stored with a version, for threshold exploration."""
+    sample = meta.get("validation_sample")
+    if not sample:
+        raise NotFoundError(
+            f"model {meta.get('name')!r} version {meta.get('version')} has no validation split "
+            "(trained with validation_fraction=0)",
+            {"name": meta.get("name"), "version": meta.get("version")},
+        )
+    classes = meta.get("classes", [])
+    return {
+        "model": meta.get("name"),
+        "version": meta.get("version"),
+        "classes": classes,
+        "positive_class": classes[1] if len(classes) == 2 else None,
+        "threshold": meta.get("threshold"),
+        "n_validation": meta.get("n_validation"),
+        "sampled": len(sample["labels"]) < (meta.get("n_validation") or 0),
+        **sample,
+    }
 
 
 def model_card(meta: dict[str, Any]) -> dict[str, Any]:

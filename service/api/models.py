@@ -60,6 +60,20 @@ async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep
     return json_response(operations.model_card(registry.metadata(name, version)))
 
 
+@router.get(
+    "/{name}/versions/{version}/validation",
+    summary="Validation labels and probabilities",
+    description="The held-out validation rows of a version as stored at training time (a seeded sample of at "
+    "most 5000): their positions in the training set (`rows`), true `labels` and predicted `probabilities` "
+    "(columns in the order of `classes`). The dashboard's threshold explorer computes its confusion matrix "
+    "from these; the numbers equal `POST /metrics` on the same rows at the same threshold.",
+    responses=ERROR_RESPONSES,
+    dependencies=ReadAccess,
+)
+async def validation(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
+    return json_response(operations.validation_sample(registry.metadata(name, version)))
+
+
 @router.delete(
     "/{name}/versions/{version}",
     status_code=204,
