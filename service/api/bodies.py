@@ -12,10 +12,13 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
+
+_INLINE_PARSE_BYTES = 1_000_000
 
 BULK_FIELDS = ("features", "records", "labels")
 
@@ -26,7 +29,8 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not raw:
         raise InvalidInputError("the request body is empty: send a JSON object")
     try:
-        obj = orjson.loads(raw)
+        # Big bodies are parsed in a worker thread so the event loop keeps serving other requests.
+        obj = orjson.loads(raw) if len(raw) < _INLINE_PARSE_BYTES else await run_in_threadpool(orjson.loads, raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

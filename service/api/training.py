@@ -77,18 +77,7 @@ async def train(
     else:
         obj = await read_json_object(request)
         envelope, bulk = validate_envelope(TrainRequest, obj)
-        names = envelope.feature_names or _record_names(bulk.get("records"))
-        X = operations.input_matrix(bulk.get("features"), bulk.get("records"), names)
-        job = {
-            "name": envelope.model,
-            "X": X,
-            "y": operations.labels_array(bulk.get("labels"), X.shape[0]),
-            "feature_names": names,
-            "params": envelope.params.model_dump(),
-            "validation_fraction": envelope.validation_fraction,
-            "description": envelope.description,
-            "tags": envelope.tags,
-        }
+        job = await run_in_threadpool(_from_json, envelope, bulk)
     name, X, y = job.pop("name"), job.pop("X"), job.pop("y")
     request.state.model, request.state.rows = name, int(X.shape[0])
     trainer: Trainer = request.app.state.trainer
@@ -140,6 +129,22 @@ class Trainer:
         return report
 
 
+def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> dict[str, Any]:
+    """The training job from a validated JSON body: numbers to numpy, off the event loop."""
+    names = envelope.feature_names or _record_names(bulk.get("records"))
+    X = operations.input_matrix(bulk.get("features"), bulk.get("records"), names)
+    return {
+        "name": envelope.model,
+        "X": X,
+        "y": operations.labels_array(bulk.get("labels"), X.shape[0]),
+        "feature_names": names,
+        "params": envelope.params.model_dump(),
+        "validation_fraction": envelope.validation_fraction,
+        "description": envelope.description,
+        "tags": envelope.tags,
+    }
+
+
 def _record_names(records: Any) -> list[str] | None:
     """Feature names taken from the first record, in its key order (records train by name)."""
     if isinstance(records, list) and records and isinstance(records[0], dict):
@@ -175,7 +180,7 @@ async def _from_csv_form(request: Request) -> dict[str, Any]:
         if isinstance(exc, ValidationError):
             raise
         raise InvalidInputError(f"`validation_fraction` must be a number: {exc}") from None
-    X, y, names = operations.parse_csv(await upload.read(), target)
+    X, y, names = await run_in_threadpool(operations.parse_csv, await upload.read(), target)
     return {
         "name": envelope.model,
         "X": X,
