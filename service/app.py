@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -95,7 +96,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.registry = registry
     app.state.monitoring = monitoring
     app.state.trainer = trainer
-    app.state.api_keys = [k.encode() for k in keys]
+    app.state.api_keys = [hashlib.sha256(k.encode()).digest() for k in keys]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)

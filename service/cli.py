@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -67,21 +68,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"LOGREG_{env}"] = str(value)
     settings = Settings()
-    _prepare_prometheus_dir(settings)
-    if args.demo or settings.demo:
-        ensure_demo(ModelRegistry(settings.model_store))
-    uvicorn.run(
-        "service.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-    )
+    prometheus_dir = _prepare_prometheus_dir(settings)
+    try:
+        if args.demo or settings.demo:
+            ensure_demo(ModelRegistry(settings.model_store))
+        uvicorn.run(
+            "service.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,  # the service logs each request itself, as one JSON line
+        )
+    finally:
+        if settings.prometheus_dir is None:  # our own temporary folder
+            shutil.rmtree(prometheus_dir, ignore_errors=True)
     return 0
 
 
-def _prepare_prometheus_dir(settings: Settings) -> None:
+def _prepare_prometheus_dir(settings: Settings) -> Path:
     """Make (and empty) the directory the workers share for Prometheus samples, before any worker starts.
 
     prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, so it must be set
@@ -93,6 +99,7 @@ def _prepare_prometheus_dir(settings: Settings) -> None:
             item.unlink()
     path.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ SLOTS_DIR = ".slots"
 FINISHED = ("succeeded", "failed", "cancelled")
 _PROGRESS_EVERY = 0.5  # seconds between progress writes
 _CANCEL_CHECK_EVERY = 0.2  # seconds between looks for a cancel flag
+_START_GRACE_SECONDS = 30.0  # a queued job this young is not reported as interrupted
 
 
 @contextlib.contextmanager
@@ -142,38 +143,34 @@ class JobStore:
 
     # -- creating and running -------------------------------------------------------------------------
     def create(self, model: str, idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
-        """A new queued job, or the job first created with ``idempotency_key`` (then ``created`` is False)."""
+        """A new queued job, or the job first created with ``idempotency_key`` (then ``created`` is False).
+
+        The record is written before the key's marker, so whoever finds the marker finds the job.
+        """
         with _disk("create the job directory"):
             self.dir.mkdir(parents=True, exist_ok=True)
         job_id = uuid.uuid4().hex
-        if idempotency_key is not None:
-            digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-            marker = self.dir / f"idem-{digest}"
-            try:
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                first = self._wait_for_marker(marker)
-                return self.get(first), False
-            with os.fdopen(fd, "w") as fh:
-                fh.write(job_id)
-                fh.flush()
-                os.fsync(fh.fileno())
         job = {
             "id": job_id, "model": model, "state": "queued", "created_at": _now(), "started_at": None,
             "finished_at": None, "progress": None, "result": None, "error": None, "pid": os.getpid(),
         }
         with _disk("write the job record"):
             _write_json(self._path(job_id), job)
-        return job, True
-
-    @staticmethod
-    def _wait_for_marker(marker: Path) -> str:
-        for _ in range(100):  # the creator writes the id right after creating the file
-            text = marker.read_text().strip()
-            if text:
-                return text
-            time.sleep(0.01)
-        raise ConflictError("a job with this Idempotency-Key is being created; retry")
+        if idempotency_key is None:
+            return job, True
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+        marker = self.dir / f"idem-{digest}"
+        tmp = self.dir / f".idem-{job_id}.tmp"
+        with _disk("record the Idempotency-Key"):
+            tmp.write_text(job_id)
+            try:
+                os.link(tmp, marker)  # atomic: the marker appears with its content, or not at all
+                return job, True
+            except FileExistsError:
+                self._path(job_id).unlink(missing_ok=True)
+                return self.get(marker.read_text().strip()), False
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def run(self, job_id: str, work: Callable[[JobControl], dict[str, Any]], slots: SlotPool,
             timeout: float) -> None:
@@ -197,10 +194,10 @@ class JobStore:
                     result = work(control)
                 except CancelledError as exc:
                     self.update(job_id, state="cancelled", finished_at=_now(),
-                                error={"type": "cancelled", "message": exc.message})
+                                error={"type": exc.kind, "message": exc.message})
                 except LogregError as exc:
                     self.update(job_id, state="failed", finished_at=_now(),
-                                error={"type": type(exc).__name__, "message": exc.message, "details": exc.details})
+                                error={"type": exc.kind, "message": exc.message, "details": exc.details})
                 except Exception as exc:  # a job must end in a state, whatever went wrong
                     self.update(job_id, state="failed", finished_at=_now(),
                                 error={"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
@@ -239,11 +236,12 @@ class JobStore:
         )
 
     def _runner_gone(self, job_id: str) -> bool:
+        job = self._read(job_id)
+        if job["state"] == "queued" and _age_seconds(job.get("created_at") or "") < _START_GRACE_SECONDS:
+            return False  # just created: its runner may not hold the lock yet
         path = self._path(job_id, ".lock")
         if not path.exists():
-            # queued but not yet picked up: give the runner a moment after creation
-            created = self._read(job_id).get("created_at") or ""
-            return not created or _age_seconds(created) > 30
+            return True
         fd = os.open(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

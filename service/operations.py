@@ -43,11 +43,15 @@ def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "fea
             {"field": field, "rows": len(features), "limit": max_rows},
         )
     try:
-        X = np.array(features, dtype=np.float64)
-    except (ValueError, TypeError):
+        X = np.array(features)  # no dtype: strings, nulls and huge ints show up as a non-numeric dtype
+    except (ValueError, TypeError, OverflowError):
         X = None
-    if X is None or X.ndim != 2 or not _plain_numbers(features):
-        raise InvalidInputError(_describe_bad_rows(features, field), {"field": field})
+    if X is None or X.ndim != 2 or X.dtype.kind not in "fiu":
+        problem = _describe_bad_rows(features, field)
+        if problem is not None:
+            raise InvalidInputError(problem, {"field": field})
+        X = np.array(features, dtype=np.float64)  # numbers only, some ints beyond 64 bits
+    X = X.astype(np.float64, copy=False)
     if X.shape[1] == 0:
         raise InvalidInputError(f"`{field}` rows are empty: each row needs at least one number", {"field": field})
     if not np.isfinite(X).all():
@@ -56,15 +60,8 @@ def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "fea
     return X
 
 
-def _plain_numbers(rows: list[Any]) -> bool:
-    """True when no row holds a string (numpy would silently parse numeric strings)."""
-    for row in rows[:1] if len(rows) > 1000 else rows:
-        if not isinstance(row, list) or any(isinstance(v, str) for v in row):
-            return False
-    return True
-
-
-def _describe_bad_rows(rows: list[Any], field: str) -> str:
+def _describe_bad_rows(rows: list[Any], field: str) -> str | None:
+    """What makes ``rows`` not a rectangular table of numbers, or None when they are one."""
     if not isinstance(rows[0], list):
         return f"`{field}` must be a list of rows; row 0 is {type(rows[0]).__name__}, not a list"
     width = len(rows[0])
@@ -76,7 +73,7 @@ def _describe_bad_rows(rows: list[Any], field: str) -> str:
         for j, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return f"`{field}` row {i}, column {j} is {v!r}: every value must be a number"
-    return f"`{field}` must be a rectangular list of rows of numbers"
+    return None
 
 
 def records_to_matrix(

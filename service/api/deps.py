@@ -10,11 +10,12 @@ from ..registry import ModelRegistry
 from ..settings import Settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
+    """Async on purpose: a plain function would cost a thread hop per request."""
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 

@@ -32,16 +32,16 @@ from .security import AuthError
 
 log = logging.getLogger("service.api")
 
-#: Status code and ``type`` of each domain error; the first matching base class wins.
-ERROR_MAP: list[tuple[type[LogregError], int, str]] = [
-    (NotFoundError, 404, "not_found"),
-    (CancelledError, 409, "cancelled"),
-    (TimeLimitError, 422, "time_limit_exceeded"),
-    (ConflictError, 409, "conflict"),
-    (IntegrityError, 409, "integrity_error"),
-    (LimitExceededError, 413, "limit_exceeded"),
-    (InvalidInputError, 422, "invalid_input"),
-    (RegistryUnavailableError, 503, "registry_unavailable"),
+#: Status code of each domain error; the first matching base class wins. The ``type`` is the error's ``kind``.
+ERROR_STATUS: list[tuple[type[LogregError], int]] = [
+    (NotFoundError, 404),
+    (CancelledError, 409),
+    (TimeLimitError, 422),
+    (ConflictError, 409),
+    (IntegrityError, 409),
+    (LimitExceededError, 413),
+    (InvalidInputError, 422),
+    (RegistryUnavailableError, 503),
 ]
 
 #: Documented error answers, for the OpenAPI page.
@@ -87,12 +87,12 @@ def install_error_handlers(app: FastAPI) -> None:
             kind = "unauthorized" if exc.status == 401 else "forbidden"
             return error_response(exc.status, kind, exc.message, headers={"WWW-Authenticate": "Bearer"})
         if isinstance(exc, BusyError):
-            return error_response(429, "too_many_trainings", exc.message, exc.details,
-                                  headers={"Retry-After": str(exc.retry_after)})
-        for cls, status, kind in ERROR_MAP:
+            headers = {"Retry-After": str(exc.retry_after)}
+            return error_response(429, exc.kind, exc.message, exc.details, headers=headers)
+        for cls, status in ERROR_STATUS:
             if isinstance(exc, cls):
-                return error_response(status, kind, exc.message, exc.details)
-        return error_response(400, "bad_request", exc.message, exc.details)
+                return error_response(status, exc.kind, exc.message, exc.details)
+        return error_response(400, exc.kind, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def request_validation(_: Request, exc: RequestValidationError) -> Response:

@@ -27,7 +27,7 @@ AliasPath = Annotated[
 
 @router.get(
     "", summary="List models", description="Every model with its latest version, versions and aliases.",
-    dependencies=ReadAccess,
+    dependencies=ReadAccess, responses=ERROR_RESPONSES,
 )
 async def list_models(registry: RegistryDep) -> Response:
     return json_response({"models": await run_in_threadpool(registry.list_models)})

@@ -89,7 +89,7 @@ async def train(
 
     in_background = background if background is not None else X.size > settings.background_train_cells
     if in_background:
-        record, created = trainer.jobs.create(name, idempotency_key)
+        record, created = await run_in_threadpool(trainer.jobs.create, name, idempotency_key)
         if created:
             trainer.start_job(record["id"], work)
         return json_response(record, status_code=202, headers={"Location": f"/jobs/{record['id']}"})

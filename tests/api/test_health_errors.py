@@ -72,7 +72,7 @@ def test_readyz_recovers_when_the_store_becomes_usable(make_client, tmp_path, ap
 # -- unknown routes and wrong methods -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/"), ("GET", "/nope"), ("POST", "/predictions"), ("GET", "/models/toy/versions"),
+    [("GET", "/nope"), ("POST", "/predictions"), ("GET", "/models/toy/versions"),
      ("GET", "/models/toy/versions/1/extra"), ("DELETE", "/models/toy/aliases"),
      ("GET", "/%00"), ("GET", "/models/a/b/c/d/e/f")],
 )
