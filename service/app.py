@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
-from . import __version__
-from .api import health, jobs, models, prediction, training
+from . import __version__, operations
+from .api import dashboard, health, jobs, models, prediction, training
 from .api import monitoring as monitoring_routes
 from .api.bodies import DOCUMENTED_BODIES
 from .api.errors import install_error_handlers
@@ -51,9 +52,12 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.json_logs)
     registry = registry or ModelRegistry(
-        settings.model_store, cache_size=settings.cache_size, write_delay=settings.write_delay
+        settings.model_store, cache_size=settings.cache_size, write_delay=settings.write_delay,
+        recheck_seconds=settings.registry_recheck_seconds,
     )
+    registry.metadata_validator = operations.metadata_problems
     monitoring = Monitoring()
+    monitoring.watch_registry(registry)
     trainer = Trainer(
         JobStore(registry.root),
         SlotPool(registry.root, settings.max_concurrent_trainings),
@@ -101,8 +105,9 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
     for router in (training.router, jobs.router, prediction.router, models.router, health.router,
-                   monitoring_routes.router):
+                   monitoring_routes.router, dashboard.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     _document_parsed_bodies(app)
     return app
 

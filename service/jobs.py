@@ -27,6 +27,7 @@ from .errors import (
     BusyError,
     CancelledError,
     ConflictError,
+    IntegrityError,
     LogregError,
     NotFoundError,
     RegistryUnavailableError,
@@ -217,10 +218,17 @@ class JobStore:
             return job
 
     def _read(self, job_id: str) -> dict[str, Any]:
+        path = self._path(job_id)
         try:
-            return json.loads(self._path(job_id).read_text())
+            with _disk("read the job record"):
+                job = json.loads(path.read_text())
         except FileNotFoundError:
             raise NotFoundError(f"job {job_id!r} not found", {"job": job_id}) from None
+        except ValueError:
+            job = None
+        if not isinstance(job, dict) or job.get("state") not in (*FINISHED, "queued", "running"):
+            raise IntegrityError(f"the record of job {job_id} is corrupt", {"job": job_id})
+        return job
 
     def get(self, job_id: str) -> dict[str, Any]:
         """The job's record; a queued or running job whose runner died is reported (and saved) as failed."""

@@ -436,6 +436,22 @@ def evaluate(loaded: LoadedModel, X: NDArray[np.float64], labels: Any, threshold
     return {"model": loaded.name, "version": loaded.version, **summary}
 
 
+def metadata_problems(meta: dict[str, Any]) -> list[str]:
+    """What in a version's metadata does not have the shape this service writes (for the registry's check)."""
+    problems = []
+    names, classes = meta.get("feature_names"), meta.get("classes")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        problems.append("feature_names is not a list of strings")
+    if not isinstance(classes, list) or len(classes) < 2:
+        problems.append("classes is not a list of at least 2 labels")
+    sample = meta.get("validation_sample")
+    if sample is not None and not (
+        isinstance(sample, dict) and all(isinstance(sample.get(k), list) for k in ("rows", "labels", "probabilities"))
+    ):
+        problems.append("validation_sample is malformed")
+    return problems
+
+
 def validation_sample(meta: dict[str, Any]) -> dict[str, Any]:
     """The validation labels and probabilities stored with a version, for threshold exploration."""
     sample = meta.get("validation_sample")

@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,12 +206,17 @@ class ModelRegistry:
     aliases and thresholds changed by another process are seen immediately.
     """
 
-    def __init__(self, root: Path | str, cache_size: int = 16, write_delay: float = 0.0) -> None:
+    def __init__(
+        self, root: Path | str, cache_size: int = 16, write_delay: float = 0.0, recheck_seconds: float = 0.0
+    ) -> None:
         """Open (and create if possible) the registry at ``root``.
 
         ``cache_size`` bounds the in-memory LRU of loaded versions (0 disables it). ``write_delay`` is a
         test-only knob: seconds slept, under the model lock, after the temp version is complete and
-        before it is renamed into place (the window a kill -9 crash test aims at).
+        before it is renamed into place (the window a kill -9 crash test aims at). ``recheck_seconds``:
+        how long a resolved ``load`` may be served without looking at the disk again (0: always look), so
+        the prediction hot path makes no system call; changes by other processes show within that time, and this
+        instance's own writes for every load that starts after the write returned.
         """
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise InvalidInputError(f"cache_size must be an int >= 0, got {cache_size!r}")
@@ -226,6 +231,12 @@ class ModelRegistry:
         self._states: dict[str, tuple[_StatSig, dict[str, Any]]] = {}
         self._listings: dict[str, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
         self._counters = {"hits": 0, "misses": 0, "loads": 0, "evictions": 0, "integrity_failures": 0}
+        self.recheck_seconds = float(recheck_seconds)
+        #: Returns the problems of a metadata dict beyond the registry's own keys (the caller's schema).
+        self.metadata_validator: Callable[[dict[str, Any]], list[str]] | None = None
+        #: Called as ``observer(counter, increment, models_cached)`` on each cache event; set by monitoring.
+        self.observer: Callable[[str, int, int], None] | None = None
+        self._fresh: dict[tuple[str, int | str | None], tuple[float, LoadedModel]] = {}
 
     # ------------------------------------------------------------------ public API: writes
 
@@ -397,6 +408,21 @@ class ModelRegistry:
         process between resolving and loading (alias moved, then old version deleted), it is
         resolved again rather than failing the request.
         """
+        ref = (name, version)
+        fresh = self._fresh.get(ref) if self.cache_size else None
+        if fresh is not None and fresh[0] > time.monotonic():
+            with self._lock:
+                self._bump("hits")
+            return fresh[1]
+        loaded = self._load_checked(name, version)
+        if self.cache_size and self.recheck_seconds > 0:
+            if len(self._fresh) >= 4 * max(self.cache_size, 16):
+                self._fresh.clear()
+            self._fresh[ref] = (time.monotonic() + self.recheck_seconds, loaded)
+        return loaded
+
+    def _load_checked(self, name: str, version: int | str | None) -> LoadedModel:
+        """``load`` without the short-lived cache: resolve against the disk's current state."""
         name = validate_model_name(name)
         indirect = version is None or (isinstance(version, str) and not _DIGITS_RE.fullmatch(version))
         for attempt in range(3):
@@ -467,12 +493,13 @@ class ModelRegistry:
             versions = self._versions(name, fresh=True)
             if not versions:
                 continue
-            out.append({
-                "name": name,
-                "latest_version": versions[-1],
-                "versions": list(versions),
-                "aliases": dict(self._state(name)["aliases"]),
-            })
+            entry: dict[str, Any] = {"name": name, "latest_version": versions[-1], "versions": list(versions)}
+            try:
+                entry["aliases"] = dict(self._state(name)["aliases"])
+            except IntegrityError as exc:  # one corrupt model must not hide the others
+                entry["aliases"] = {}
+                entry["integrity_error"] = exc.message
+            out.append(entry)
         return out
 
     # ------------------------------------------------------------------ public API: operations
@@ -519,6 +546,7 @@ class ModelRegistry:
         """Drop every cached model (counters are kept)."""
         with self._lock:
             self._cache.clear()
+            self._fresh.clear()
 
     # ------------------------------------------------------------------ internals: locking & state
 
@@ -590,6 +618,7 @@ class ModelRegistry:
         sig = _sig(os.stat(model_dir / STATE_FILE))
         with self._lock:
             self._states[name] = (sig, state)
+            self._fresh.clear()  # this instance's own writes show at once
 
     def _state(self, name: str) -> dict[str, Any]:
         """State of ``name``, re-read only when model.json's stat signature changed. Do not mutate."""
@@ -669,6 +698,10 @@ class ModelRegistry:
         elif isinstance(version, int):
             v = version
         elif isinstance(version, str) and _DIGITS_RE.fullmatch(version):
+            if len(version) > 18:  # beyond any version this registry can have (and int() refuses 4300+ digits)
+                self._require_model_dir(name)
+                raise NotFoundError(f"model {name!r} has no version {version[:30]}...",
+                                    details={"name": name, "version": version[:30]})
             v = int(version)
         elif isinstance(version, str):
             if version not in state["aliases"]:
@@ -718,6 +751,8 @@ class ModelRegistry:
                 problems.append(f"artefact is {meta.get('artefact')!r}, expected {ARTEFACT_FILE!r}")
             if not isinstance(meta.get("sha256"), str) or not _SHA256_RE.fullmatch(meta["sha256"]):
                 problems.append("sha256 is missing or malformed")
+            if self.metadata_validator is not None:
+                problems.extend(self.metadata_validator(meta))
         if problems:
             raise IntegrityError(
                 f"metadata of model {name!r} version {v} does not match its location: {'; '.join(problems)}",
@@ -741,6 +776,10 @@ class ModelRegistry:
                                     details={"name": name, "version": v}) from exc
             self._count("integrity_failures")
             raise IntegrityError(f"artefact of model {name!r} version {v} is missing",
+                                 details={"name": name, "version": v}) from exc
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            self._count("integrity_failures")
+            raise IntegrityError(f"artefact of model {name!r} version {v} is not a file",
                                  details={"name": name, "version": v}) from exc
         except OSError as exc:
             raise RegistryUnavailableError(f"cannot read model {name!r} version {v}: {exc}") from exc
@@ -778,7 +817,7 @@ class ModelRegistry:
                 if key in self._cache:
                     self._cache.move_to_end(key)
                 if count:
-                    self._counters["hits"] += 1
+                    self._bump("hits")
         if not alive:
             if count:
                 self._count("misses")
@@ -793,11 +832,19 @@ class ModelRegistry:
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-                self._counters["evictions"] += 1
+                self._bump("evictions")
+            self._bump("cached", 0)
 
     def _count(self, counter: str) -> None:
         with self._lock:
-            self._counters[counter] += 1
+            self._bump(counter)
+
+    def _bump(self, counter: str, n: int = 1) -> None:
+        """Count an event (caller holds the lock) and tell the observer, if any (e.g. Prometheus)."""
+        if n:
+            self._counters[counter] += n
+        if self.observer is not None:
+            self.observer(counter, n, len(self._cache))
 
     @staticmethod
     def _decorate(meta: dict[str, Any], v: int, state: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     json_logs: bool = Field(True, description="One JSON object per log line (request logs included).")
     cache_size: int = Field(16, ge=0, description="Loaded model versions kept in memory per process.")
+    registry_recheck_seconds: float = Field(
+        0.05, ge=0, le=1, description="How long a resolved model is served before the disk is checked again "
+        "for changes by other processes (aliases, thresholds, deletes); 0 checks on every request.",
+    )
     max_body_bytes: int = Field(
         50 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
     )

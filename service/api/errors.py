@@ -28,6 +28,7 @@ from ..errors import (
     RegistryUnavailableError,
     TimeLimitError,
 )
+from ..schemas import ErrorResponse
 from .security import AuthError
 
 log = logging.getLogger("service.api")
@@ -46,12 +47,16 @@ ERROR_STATUS: list[tuple[type[LogregError], int]] = [
 
 #: Documented error answers, for the OpenAPI page.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown model, version or alias", "model": None},
-    409: {"description": "Conflict with the registry's state, or a stored version failed its integrity check"},
-    413: {"description": "Body or batch over the configured limits"},
-    422: {"description": "Invalid input: the message says what and where"},
-    401: {"description": "An API key is required (`Authorization: Bearer <key>`)"},
-    403: {"description": "The API key is not valid"},
+    status: {"description": text, "model": ErrorResponse}
+    for status, text in (
+        (401, "An API key is required (`Authorization: Bearer <key>`)"),
+        (403, "The API key is not valid"),
+        (404, "Unknown model, version or alias"),
+        (409, "Conflict with the registry's state, or a stored version failed its integrity check"),
+        (413, "Body or batch over the configured limits"),
+        (422, "Invalid input: the message says what and where"),
+        (503, "The registry directory cannot be read or written"),
+    )
 }
 
 
@@ -106,6 +111,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not decode: the same answer our own parsing gives
+            return error_response(422, "invalid_input", f"the body cannot be parsed: {exc.detail}")
         kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import RegistryUnavailableError
 from .bodies import json_response
 from .deps import RegistryDep
-from .errors import error_response
+from .errors import ERROR_RESPONSES, error_response
 
 router = APIRouter(tags=["health"])
 
@@ -29,6 +29,7 @@ async def healthz() -> Response:
     "/readyz",
     summary="Readiness",
     description="200 when the registry directory is readable and writable; 503 with the reason otherwise.",
+    responses={503: ERROR_RESPONSES[503]},
 )
 async def readyz(registry: RegistryDep) -> Response:
     try:

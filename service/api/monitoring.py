@@ -70,26 +70,44 @@ class Monitoring:
                                    registry=r)
         self.models_loaded = Gauge("logreg_models_loaded", "Model versions held in memory.", registry=r,
                                    multiprocess_mode="livesum")
-        self._last_stats: dict[str, int] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
-    def observe_registry(self, registry: ModelRegistry) -> None:
-        """Carry the registry's cache counters over to Prometheus (by difference since the last call)."""
-        stats = registry.stats()
-        hits = stats.get("hits", 0) - self._last_stats.get("hits", 0)
-        loads = stats.get("loads", 0) - self._last_stats.get("loads", 0)
-        if hits > 0:
-            self.cache_hits.inc(hits)
-        if loads > 0:
-            self.cache_loads.inc(loads)
-        self.models_loaded.set(stats.get("cached", 0))
-        self._last_stats = stats
+    def watch_registry(self, registry: ModelRegistry) -> None:
+        """Count the registry's cache hits and loads as they happen (in every worker process)."""
+
+        def observe(counter: str, n: int, cached: int) -> None:
+            if counter == "hits":
+                self.cache_hits.inc(n)
+            elif counter == "loads":
+                self.cache_loads.inc(n)
+            self.models_loaded.set(cached)
+
+        registry.observer = observe
 
     def observe_predictions(self, model: str, version: int, classes: Any, predicted: Any) -> None:
         """Count predicted rows per class; ``predicted`` holds indices into ``classes``."""
         counts = np.bincount(np.asarray(predicted, dtype=np.intp), minlength=len(classes))
         for label, n in zip(classes.tolist(), counts.tolist(), strict=True):
             if n:
-                self.predictions.labels(model, str(version), str(label)).inc(n)
+                self._child(self.predictions, (model, str(version), str(label))).inc(n)
+
+    def rows_observed(self, route: str, rows: int) -> None:
+        self._child(self.rows, (route,)).observe(rows)
+
+    def request_observed(self, method: str, route: str, status: int, seconds: float) -> None:
+        labels = (method, route, str(status))
+        self._child(self.requests, labels).inc()
+        self._child(self.latency, labels).observe(seconds)
+
+    def _child(self, family: Any, labels: tuple[str, ...]) -> Any:
+        """``family.labels(*labels)``, remembered: the lookup and its checks cost more than the update."""
+        key = (id(family), labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 100_000:  # label sets are bounded in practice; never grow without end
+                self._children.clear()
+            child = self._children[key] = family.labels(*labels)
+        return child
 
     def exposition(self) -> bytes:
         path = multiprocess_dir()
@@ -112,7 +130,6 @@ router = APIRouter(tags=["health"])
 )
 async def prometheus_metrics(request: Request) -> Response:
     monitoring: Monitoring = request.app.state.monitoring
-    monitoring.observe_registry(request.app.state.registry)
     return Response(monitoring.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -148,9 +165,7 @@ class RequestObserver:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             if template not in UNCOUNTED:
-                labels = (scope["method"], template, str(status))
-                self.monitoring.requests.labels(*labels).inc()
-                self.monitoring.latency.labels(*labels).observe(elapsed)
+                self.monitoring.request_observed(scope["method"], template, status, elapsed)
             state = scope.get("state", {})
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(

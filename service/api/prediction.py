@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from .. import operations
-from ..registry import LoadedModel, ModelRegistry
+from ..registry import LoadedModel
 from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, PredictResponse, VersionRef
 from .bodies import json_response, openapi_body, read_json_object, validate_envelope
-from .deps import RegistryDep, SettingsDep
+from .deps import RegistryDep
 from .errors import ERROR_RESPONSES
 from .security import ReadAccess
 
@@ -25,20 +25,26 @@ ThresholdQuery = Annotated[
 
 
 async def _scoring_input(
-    request: Request, registry: ModelRegistry, max_rows: int, model: type[PredictRequest]
+    request: Request, model: type[PredictRequest]
 ) -> tuple[LoadedModel, Any, dict[str, Any], PredictRequest]:
+    """Parse and check a scoring body and load its version: the shared first half of the scoring routes.
+
+    It reads the registry and settings from ``app.state`` rather than through dependencies: this is the
+    hot path, and every dependency costs FastAPI a resolution per request.
+    """
+    state = request.app.state
     obj = await read_json_object(request)
     envelope, bulk = validate_envelope(model, obj)
-    request.state.model = envelope.model
-    loaded = registry.load(envelope.model, envelope.version)
-    request.state.version = loaded.version
+    log_fields = request.scope.setdefault("state", {})
+    log_fields["model"] = envelope.model
+    loaded = state.registry.load(envelope.model, envelope.version)
+    log_fields["version"] = loaded.version
     X = operations.input_matrix(
-        bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"), max_rows
+        bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"),
+        state.settings.max_predict_rows,
     )
-    request.state.rows = int(X.shape[0])
-    monitoring = request.app.state.monitoring
-    monitoring.rows.labels(request.url.path).observe(X.shape[0])
-    monitoring.observe_registry(registry)
+    log_fields["rows"] = int(X.shape[0])
+    state.monitoring.rows_observed(request.scope["path"], X.shape[0])
     return loaded, X, bulk, envelope
 
 
@@ -50,8 +56,8 @@ async def _scoring_input(
     responses=ERROR_RESPONSES,
     openapi_extra=openapi_body(PredictRequest),
 )
-async def predict_proba(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
-    loaded, X, _, _ = await _scoring_input(request, registry, settings.max_predict_rows, PredictRequest)
+async def predict_proba(request: Request) -> Response:
+    loaded, X, _, _ = await _scoring_input(request, PredictRequest)
     proba = operations.predict_proba(loaded, X)
     monitoring = request.app.state.monitoring
     monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, proba.argmax(axis=1))
@@ -70,10 +76,8 @@ async def predict_proba(request: Request, registry: RegistryDep, settings: Setti
     responses=ERROR_RESPONSES,
     openapi_extra=openapi_body(PredictRequest),
 )
-async def predict(
-    request: Request, registry: RegistryDep, settings: SettingsDep, threshold: ThresholdQuery = None
-) -> Response:
-    loaded, X, _, _ = await _scoring_input(request, registry, settings.max_predict_rows, PredictRequest)
+async def predict(request: Request, threshold: ThresholdQuery = None) -> Response:
+    loaded, X, _, _ = await _scoring_input(request, PredictRequest)
     labels, used, index = operations.predict(loaded, X, threshold)
     request.app.state.monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, index)
     return json_response({"model": loaded.name, "version": loaded.version, "predictions": labels, "threshold": used})
@@ -88,8 +92,8 @@ async def predict(
     responses=ERROR_RESPONSES,
     openapi_extra=openapi_body(MetricsRequest),
 )
-async def evaluate(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
-    loaded, X, bulk, envelope = await _scoring_input(request, registry, settings.max_predict_rows, MetricsRequest)
+async def evaluate(request: Request) -> Response:
+    loaded, X, bulk, envelope = await _scoring_input(request, MetricsRequest)
     assert isinstance(envelope, MetricsRequest)
     return json_response(operations.evaluate(loaded, X, bulk.get("labels"), envelope.threshold))
 

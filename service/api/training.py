@@ -81,7 +81,7 @@ async def train(
     name, X, y = job.pop("name"), job.pop("X"), job.pop("y")
     request.state.model, request.state.rows = name, int(X.shape[0])
     trainer: Trainer = request.app.state.trainer
-    trainer.monitoring.rows.labels("/train").observe(X.shape[0])
+    trainer.monitoring.rows_observed("/train", X.shape[0])
     operations.check_training_limits(X, job["params"], settings.max_train_cells, settings.max_iter_limit)
 
     def work(control: JobControl) -> dict[str, Any]:

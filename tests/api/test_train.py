@@ -252,7 +252,7 @@ def test_csv_upload_errors(make_client, api_error, files, data, status, fragment
 
 def test_multipart_without_boundary_is_a_client_error(make_client, api_error):
     resp = make_client().post("/train", content=b"xx", headers={"content-type": "multipart/form-data"})
-    err = api_error(resp, 400)
+    err = api_error(resp, 422)
     assert "boundary" in err["message"]
 
 
