@@ -321,6 +321,9 @@ class ModelRegistry:
                         f"{', '.join(repr(a) for a in pointing)}; move or delete them first",
                         details={"name": name, "version": v, "aliases": pointing},
                     )
+                if state["next_version"] <= v:  # a crash left it stale: persist it before v disappears
+                    state["next_version"] = v + 1
+                    self._write_state(name, state)
                 vdir = model_dir / str(v)
                 dfd = os.open(vdir, os.O_RDONLY | os.O_DIRECTORY)
                 try:
