@@ -104,7 +104,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
-    for router in (training.router, jobs.router, prediction.router, models.router, health.router,
+    # The scoring routes come first: routes are matched in order, and they are the hot path.
+    for router in (prediction.router, training.router, jobs.router, models.router, health.router,
                    monitoring_routes.router, dashboard.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

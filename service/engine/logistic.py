@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._base import ParamsMixin
-from ._loss import Array, LinearLoss, log1pexp, log_softmax, sigmoid
+from ._loss import Array, LinearLoss, log1pexp, log_softmax
 from ._minibatch import MINIBATCH_SOLVERS, SCHEDULES, Schedule, minibatch
 from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
 from ._validation import check_sample_weight, check_X, check_y, feature_names_of
@@ -446,7 +446,7 @@ class LogisticRegression(ParamsMixin):
         """Class probabilities ``(n, k)`` in the order of ``classes_``; rows sum to 1."""
         Z = self.decision_function(X)
         if Z.ndim == 1:
-            return np.column_stack([sigmoid(-Z), sigmoid(Z)])
+            return _binary_proba(Z)
         return np.exp(log_softmax(Z))
 
     def predict(self, X: Any, threshold: float | None = None) -> NDArray[Any]:
@@ -477,6 +477,17 @@ def _inverse_gram(loss: LinearLoss) -> Array:
     G = loss.weighted_gram(loss.weights)
     G[np.diag_indices_from(G)] += 1e-8 * max(float(np.trace(G)) / G.shape[0], 1e-12)
     return np.linalg.inv(G)
+
+
+def _binary_proba(z: Array) -> Array:
+    """``[sigmoid(-z), sigmoid(z)]`` from one exponential, each column exact even where the other is ~1."""
+    e = np.exp(-np.abs(z))
+    out = np.empty((z.shape[0], 2))
+    positive = z >= 0
+    out[:, 1] = np.where(positive, 1.0, e)
+    out[:, 0] = np.where(positive, e, 1.0)
+    out /= (1.0 + e)[:, None]
+    return out
 
 
 def stratified_split(
