@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,44 @@ class LogregClient:
             data["params"] = json.dumps(dict(params))
         with path.open("rb") as fh:
             return self._request("POST", "/train", data=data, files={"file": (path.name, fh, "text/csv")})
+
+    def train_background(
+        self,
+        model: str,
+        *,
+        labels: Sequence[Label],
+        features: Rows | None = None,
+        records: Records | None = None,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Start a background training job (``train``'s options); returns the job, polled with ``job``."""
+        body: dict[str, Any] = {
+            "model": model,
+            **self._rows(features, records),
+            "labels": labels.tolist() if hasattr(labels, "tolist") else list(labels),
+            **options,
+        }
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", "/train", params={"background": "true"}, json=body, headers=headers)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A background job's state, progress and, once it succeeded, its training report."""
+        return self._request("GET", f"/jobs/{job_id}")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self._request("DELETE", f"/jobs/{job_id}")
+
+    def wait_for_job(self, job_id: str, timeout: float = 600.0, poll: float = 0.25) -> dict[str, Any]:
+        """Poll a job until it ends (succeeded, failed or cancelled) or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+            time.sleep(poll)
 
     # -- serving ------------------------------------------------------------------------------------------
     def predict_proba(

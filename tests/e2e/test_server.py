@@ -76,3 +76,19 @@ def test_train_predict_evaluate_alias_across_workers(two_worker_server: Server, 
     assert len(answers) == 2, "both workers should have answered"
     first, second = answers.values()
     assert first == second
+
+
+def test_background_job_through_the_client_on_either_worker(two_worker_server: Server) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] - X[:, 1] > 0).astype(int)
+    with LogregClient(two_worker_server.url) as client:
+        job = client.train_background("e2e-bg", features=X.tolist(), labels=y.tolist(), idempotency_key="bg-1")
+        again = client.train_background("e2e-bg", features=X.tolist(), labels=y.tolist(), idempotency_key="bg-1")
+        assert again["id"] == job["id"]
+    # another connection (possibly the other worker) follows the same job to its end
+    with LogregClient(two_worker_server.url) as other:
+        done = other.wait_for_job(job["id"], timeout=60)
+        assert done["state"] == "succeeded", done
+        assert done["result"]["model"] == "e2e-bg"
+        assert [v["version"] for v in other.versions("e2e-bg")] == [done["result"]["version"]]
