@@ -93,7 +93,8 @@ def lbfgs(
             return v
         return (v.reshape(*v.shape[:-1], *shape) @ preconditioner).reshape(v.shape)
 
-    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2) if preconditioner is None else 1.0
+    # H0 = P / curvature: the Hessian is about the mean p(1 - p) times the (whitened) feature Gram
+    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
     history = [f]
     pairs: deque[tuple[Array, Array]] = deque(
         ((s0, y0) for s0, y0 in curvature_pairs or [] if float(s0 @ y0) > 0), maxlen=memory
