@@ -93,8 +93,11 @@ def lbfgs(
             return v
         return (v.reshape(*v.shape[:-1], *shape) @ preconditioner).reshape(v.shape)
 
-    # H0 = P / curvature: the Hessian is about the mean p(1 - p) times the (whitened) feature Gram
-    initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
+    # The Hessian is about the mean p(1 - p) times the feature Gram, so P / curvature sizes a gradient step
+    # for the stop rule. The first step with a preconditioner takes P alone: from the prior at x0 the
+    # curvature only falls, and the longer step measured fewer iterations on the 200k-row benchmark.
+    gradient_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
+    initial_scale = gradient_scale if preconditioner is None else 1.0
     history = [f]
     pairs: deque[tuple[Array, Array]] = deque(
         ((s0, y0) for s0, y0 in curvature_pairs or [] if float(s0 @ y0) > 0), maxlen=memory
@@ -105,7 +108,7 @@ def lbfgs(
         q = -_inverse_hessian_times(g, pairs, apply_p, initial_scale)
         # Both the quasi-Newton step and a plain scaled gradient step must predict a small decrease: on badly
         # scaled features the limited memory alone can underestimate the distance to the optimum.
-        if _small_enough(f, g, q, tol) and _small_enough(f, g, -initial_scale * apply_p(g), tol):
+        if _small_enough(f, g, q, tol) and _small_enough(f, g, -gradient_scale * apply_p(g), tol):
             converged = True
             break
         if n_iter >= max_iter:
