@@ -15,7 +15,10 @@ What it does, in one go:
    reported numbers are the medians over ``--rounds`` rounds, and the ratio is the median of the per-round
    ratios (each from two back-to-back runs, so a burst of load from other processes skews fewer of them);
 5. prints a table with bare vs ours, the ratio ours/bare per scenario, the targets (>= 1.0 for 1-row bodies,
-   >= 3.0 for 1000-row bodies) as PASS/MISS, the machine and the generator used.
+   >= 3.0 for 1000-row bodies) as PASS/MISS, the machine and the generator used;
+6. unless ``--no-explain``: in each round, right after our plain run, the same scenario against
+   ``/predict_proba?explain=true`` (contributions, top reasons and flips for every row), and a second table
+   with the cost of explanations: throughput with explain / without, and both latencies.
 
 The load generator is ``wrk`` (Debian package ``wrk``; one thread, a Lua script for the POST body and its
 latency percentiles) when it is on PATH, else an asyncio loop in this process on raw keep-alive sockets
@@ -435,6 +438,37 @@ def pick_generator(choice: str, workdir: Path) -> Generator:
     return HttpxGenerator() if choice == "httpx" else SocketGenerator()
 
 
+def check_explain(url: str, X: np.ndarray, sizes: tuple[int, ...]) -> None:
+    """``?explain=true`` answers 200 with one explanation per row, each with a contribution per feature."""
+    for n in sizes:
+        r = httpx.post(url + "/predict_proba?explain=true", content=bodies(X, n)["ours"],
+                       headers={"content-type": "application/json"}, timeout=30.0, trust_env=False)
+        explanations = r.json().get("explanations") if r.status_code == 200 else None
+        if not explanations or len(explanations) != n or len(explanations[0]["contributions"]) != X.shape[1]:
+            raise BenchError(f"/predict_proba?explain=true with {n} row(s) answered {r.status_code}: {r.text[:300]}")
+
+
+def explain_table(scenarios: list[Scenario], summary: dict[str, dict[str, AppSummary]],
+                  explained: dict[str, AppSummary]) -> list[list[str]]:
+    """Rows of the explain-cost table: ours without and with ``?explain=true``, per scenario."""
+    rows = []
+    for sc in scenarios:
+        plain, expl = summary[sc.key]["ours"], explained[sc.key]
+        per_round = [e.rps / p.rps if p.rps > 0 else float("nan") for e, p in zip(expl.runs, plain.runs, strict=True)]
+        metric, a, b = ("requests/s", plain.rps, expl.rps) if sc.rows == 1 else ("rows/s", plain.rows_per_s,
+                                                                                 expl.rows_per_s)
+        rows.append([f"{sc.label} ({sc.connections} conn.)", metric, _num(a), _num(b),
+                     f"{statistics.median(per_round):.2f}"])
+        rows.append(["", "p50 latency (ms)", f"{plain.p50_ms:.1f}", f"{expl.p50_ms:.1f}",
+                     f"{expl.p50_ms / plain.p50_ms:.2f}"])
+        rows.append(["", "p99 latency (ms)", f"{plain.p99_ms:.1f}", f"{expl.p99_ms:.1f}",
+                     f"{expl.p99_ms / plain.p99_ms:.2f}"])
+    return rows
+
+
+EXPLAIN_HEADER = ["scenario", "metric", "ours", "ours ?explain=true", "explain/plain"]
+
+
 # -- report -------------------------------------------------------------------------------------------
 def cpu_model() -> str:
     try:
@@ -516,15 +550,15 @@ def unsaturated(scenarios: list[Scenario], summary: dict[str, dict[str, AppSumma
             if (cpu := summary[sc.key][app].server_cpu) is not None and cpu < SATURATED]
 
 
-def text_table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+def text_table(rows: list[list[str]], header: list[str] = HEADER) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {2, 3, 4}
 
     def fmt(r: list[str]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths,
                                                                                                   strict=True)))
 
-    return "\n".join([fmt(HEADER), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
 
 def markdown_table(rows: list[list[str]]) -> str:
@@ -545,6 +579,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--generator", choices=GENERATORS, default="auto",
                    help="load generator: wrk if on PATH (auto), else an asyncio raw-socket loop; or an httpx loop")
     p.add_argument("--markdown", action="store_true", help="also print a README-ready markdown table")
+    p.add_argument("--no-explain", dest="explain", action="store_false",
+                   help="skip the runs of our /predict_proba?explain=true (the cost of explanations)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the raw numbers to PATH")
     args = p.parse_args(argv)
     if args.duration <= 0 or args.warmup < 0 or args.rounds < 1:
@@ -584,14 +620,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         urls = {app: servers[app].url for app in APPS}
         diff = check_answers(urls, X, tuple(sc.rows for sc in scenarios))
         log(f"correctness: both apps answer 200, same shapes, probabilities within {diff:.1e}")
+        if args.explain:
+            check_explain(urls["ours"], X, tuple(sc.rows for sc in scenarios))
 
         runs: dict[str, dict[str, list[RunResult]]] = {sc.key: {app: [] for app in APPS} for sc in scenarios}
+        explain_runs: dict[str, list[RunResult]] = {sc.key: [] for sc in scenarios}
         for rnd in range(args.rounds):
             order = APPS if rnd % 2 == 0 else APPS[::-1]
             for sc in scenarios:
                 body = bodies(X, sc.rows)
-                for app in order:
-                    url = urls[app] + "/predict_proba"
+                for label in order + (("explain",) if args.explain else ()):  # explain: ours, right after
+                    app = "ours" if label == "explain" else label
+                    url = urls[app] + ("/predict_proba?explain=true" if label == "explain" else "/predict_proba")
                     if args.warmup > 0:
                         generator.run(url, body[app], sc.connections, args.warmup)
                     cpu0, t0 = cpu_seconds(servers[app].proc.pid), time.perf_counter()
@@ -601,8 +641,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         res = dataclasses.replace(res, server_cpu=(cpu1 - cpu0) / (t1 - t0))
                     if servers[app].proc.poll() is not None:
                         raise BenchError(f"{app} server died during the run:\n{servers[app].log_tail()}")
-                    runs[sc.key][app].append(res)
-                    log(f"round {rnd + 1}/{args.rounds} {sc.label:<16} {app:<4}: {res.rps:8.1f} req/s "
+                    (explain_runs[sc.key] if label == "explain" else runs[sc.key][app]).append(res)
+                    log(f"round {rnd + 1}/{args.rounds} {sc.label:<16} {label:<4}: {res.rps:8.1f} req/s "
                         f"({res.rps * sc.rows:10.0f} rows/s), p50 {res.p50_ms:6.1f} ms, p99 {res.p99_ms:6.1f} ms, "
                         f"server CPU {_pct(res.server_cpu)}"
                         + (f", {res.errors} ERRORS" if res.errors else ""))
@@ -610,10 +650,13 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for server in servers.values():
             stop_server(server)
     summary = {sc.key: {app: AppSummary.of(runs[sc.key][app], sc.rows) for app in APPS} for sc in scenarios}
+    explained = {sc.key: AppSummary.of(explain_runs[sc.key], sc.rows) for sc in scenarios} if args.explain else None
     errors = sum(s.errors for per in summary.values() for s in per.values())
+    errors += sum(s.errors for s in (explained or {}).values())
     if errors:
         raise BenchError(f"{errors} requests failed during the timed runs; the numbers are not comparable")
-    return {"scenarios": scenarios, "summary": summary, "generator": generator.description, "max_diff": diff}
+    return {"scenarios": scenarios, "summary": summary, "generator": generator.description, "max_diff": diff,
+            "explained": explained}
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -652,6 +695,11 @@ def main(argv: list[str] | None = None) -> int:
               "The load generator (or other processes on the machine) was the limit there, not the server, so "
               "that ratio understates the difference" + ("; wrk loads harder (apt-get install wrk)."
                                                          if "wrk" not in out["generator"] else "."))
+    explained: dict[str, AppSummary] | None = out["explained"]
+    if explained is not None:
+        print()
+        print("The cost of explanations: our /predict_proba without and with ?explain=true (same rounds)")
+        print(text_table(explain_table(scenarios, summary, explained), EXPLAIN_HEADER))
     if args.markdown:
         print()
         print(markdown_table(rows))
@@ -675,6 +723,9 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for sc in scenarios
             ],
+            "explain": None if explained is None else {
+                sc.key: dataclasses.asdict(explained[sc.key]) for sc in scenarios
+            },
             "total_runtime_s": total,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

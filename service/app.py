@@ -16,9 +16,11 @@ from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
 from . import __version__, operations
-from .api import dashboard, health, jobs, models, prediction, training
+from .api import dashboard, health, jobs, models, prediction, protocols, training
 from .api import monitoring as monitoring_routes
 from .api.bodies import DOCUMENTED_BODIES
+from .api.drift import DriftTracker
+from .api.drift import router as drift_router
 from .api.errors import install_error_handlers
 from .api.limits import BodySizeLimit
 from .api.monitoring import Monitoring, RequestObserver, configure_logging, multiprocess_dir
@@ -41,6 +43,8 @@ Train, store, serve and evaluate logistic-regression models.
 
 * **Run long trainings in the background** with `POST /train?background=true` and follow `GET /jobs/{id}`.
 * **Monitor** with Prometheus at `GET /monitoring/metrics`.
+* **Speak the standard dialects**: `text/csv` bodies on `/predict` and `/predict_proba`, the V2 / Open Inference
+  Protocol under `/v2` (KServe, Triton, MLServer clients) and MLflow's `POST /invocations`.
 
 Every error answers `{"error": {"type", "message", "details"}}`. With API keys configured, send
 `Authorization: Bearer <key>` (the **Authorize** button on this page does it for you).
@@ -94,11 +98,16 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             {"name": "prediction", "description": "Score rows and evaluate versions."},
             {"name": "registry", "description": "Models, versions, aliases and thresholds."},
             {"name": "health", "description": "Probes and monitoring."},
+            {"name": protocols.V2_TAG, "description": "The V2 / Open Inference Protocol (KServe, Triton, MLServer) "
+             "over REST: metadata, probes and `infer`. Errors answer `{\"error\": \"...\"}`."},
+            {"name": protocols.MLFLOW_TAG, "description": "MLflow's scoring server: `POST /invocations`, "
+             "`GET /ping`, `GET /health`, `GET /version`."},
         ],
     )
     app.state.settings = settings
     app.state.registry = registry
     app.state.monitoring = monitoring
+    app.state.drift = DriftTracker(monitoring, settings.drift_window_rows)
     app.state.trainer = trainer
     app.state.api_keys = [hashlib.sha256(k.encode()).digest() for k in keys]
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -106,7 +115,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     install_error_handlers(app)
     # The scoring routes come first: routes are matched in order, and they are the hot path.
     for router in (prediction.router, training.router, jobs.router, models.router, health.router,
-                   monitoring_routes.router, dashboard.router):
+                   monitoring_routes.router, drift_router, protocols.router, dashboard.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     _document_parsed_bodies(app)

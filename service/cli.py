@@ -108,9 +108,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = operations.train_and_store(
         _registry(args), args.model, X, y, feature_names=names, params=params.model_dump(),
         validation_fraction=args.validation_fraction, description=args.description,
-        tags={"source": Path(args.file).name},
+        tags={"source": Path(args.file).name}, calibration=args.calibration,
     )
     summary = {k: report[k] for k in ("model", "version", "classes", "n_samples", "converged", "n_iter", "warnings")}
+    if "calibration" in report:
+        cal = report["calibration"]
+        summary["calibration"] = {"method": cal["method"],
+                                  **{k: {m: cal[k][m] for m in ("brier", "ece")} for k in ("before", "after")}}
     keys = ("accuracy", "precision", "recall", "f1", "log_loss", "roc_auc")
     for split in ("train_metrics", "validation_metrics"):
         if report[split] is not None:
@@ -164,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
                        help="engine hyperparameter, e.g. --param C=0.5 --param solver=newton")
     train.add_argument("--validation-fraction", type=float, default=0.2)
+    train.add_argument("--calibration", choices=("none", "platt", "isotonic"), default="none",
+                       help="binary models: calibrate probabilities on the validation split")
     train.add_argument("--description")
     train.add_argument("--store", help="registry directory (default LOGREG_MODEL_STORE or model_store)")
     train.set_defaults(func=cmd_train)

@@ -81,8 +81,10 @@ class LogregClient:
         validation_fraction: float = 0.2,
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
+        calibration: str = "none",
     ) -> dict[str, Any]:
-        """Train a new version from rows or records; returns the training report."""
+        """Train a new version from rows or records; returns the training report. ``calibration``:
+        ``"platt"`` or ``"isotonic"`` calibrates a binary model's probabilities on the validation split."""
         body: dict[str, Any] = {
             "model": model,
             **self._rows(features, records),
@@ -90,6 +92,7 @@ class LogregClient:
             "params": dict(params or {}),
             "validation_fraction": validation_fraction,
             "tags": dict(tags or {}),
+            "calibration": calibration,
         }
         if feature_names is not None:
             body["feature_names"] = list(feature_names)
@@ -105,12 +108,14 @@ class LogregClient:
         *,
         params: Mapping[str, Any] | None = None,
         validation_fraction: float = 0.2,
+        calibration: str = "none",
     ) -> dict[str, Any]:
         """Train a new version from a CSV file with a header row; ``target`` names the label column."""
         import json
 
         path = Path(path)
-        data = {"model": model, "target": target, "validation_fraction": str(validation_fraction)}
+        data = {"model": model, "target": target, "validation_fraction": str(validation_fraction),
+                "calibration": calibration}
         if params:
             data["params"] = json.dumps(dict(params))
         with path.open("rb") as fh:
@@ -157,20 +162,24 @@ class LogregClient:
     # -- serving ------------------------------------------------------------------------------------------
     def predict_proba(
         self, model: str, *, features: Rows | None = None, records: Records | None = None,
-        version: int | str | None = None,
+        version: int | str | None = None, explain: bool = False,
     ) -> dict[str, Any]:
-        """Probabilities per class: ``{"classes": [...], "probabilities": [[...], ...]}``."""
+        """Probabilities per class: ``{"classes": [...], "probabilities": [[...], ...]}`` (and ``explanations``
+        per row with ``explain=True``)."""
         body = {"model": model, "version": version, **self._rows(features, records)}
-        return self._request("POST", "/predict_proba", json=body)
+        return self._request("POST", "/predict_proba", json=body, params={"explain": "true"} if explain else None)
 
     def predict(
         self, model: str, *, features: Rows | None = None, records: Records | None = None,
-        version: int | str | None = None, threshold: float | None = None,
+        version: int | str | None = None, threshold: float | None = None, explain: bool = False,
     ) -> dict[str, Any]:
-        """Class labels: ``{"predictions": [...], "threshold": t}``."""
+        """Class labels: ``{"predictions": [...], "threshold": t}`` (and ``explanations`` per row with
+        ``explain=True``: contributions to the logit, top reasons, single-feature flips)."""
         body = {"model": model, "version": version, **self._rows(features, records)}
-        params = {"threshold": threshold} if threshold is not None else None
-        return self._request("POST", "/predict", json=body, params=params)
+        params: dict[str, Any] = {"threshold": threshold} if threshold is not None else {}
+        if explain:
+            params["explain"] = "true"
+        return self._request("POST", "/predict", json=body, params=params or None)
 
     def metrics(
         self, model: str, *, labels: Sequence[Label], features: Rows | None = None,
@@ -203,6 +212,10 @@ class LogregClient:
         """Hyperparameters, coefficients, metrics and provenance of a version (a number or an alias)."""
         return self._request("GET", f"/models/{model}/versions/{version}")
 
+    def drift(self, model: str, version: int | str) -> dict[str, Any]:
+        """PSI per feature over recent predictions and out-of-range counts, as the answering worker sees them."""
+        return self._request("GET", f"/models/{model}/versions/{version}/drift")
+
     def set_alias(self, model: str, alias: str, version: int) -> dict[str, Any]:
         """Point ``alias`` (e.g. ``"production"``) at ``version``."""
         return self._request("PUT", f"/models/{model}/aliases/{alias}", json={"version": version})
@@ -213,6 +226,24 @@ class LogregClient:
     def set_threshold(self, model: str, version: int, threshold: float | None) -> dict[str, Any]:
         """Store a binary version's default decision threshold (None restores 0.5)."""
         return self._request("PUT", f"/models/{model}/versions/{version}/threshold", json={"threshold": threshold})
+
+    def optimize_threshold(
+        self, model: str, version: int | str, objective: str, *, cost: Mapping[str, float] | None = None,
+        target: float | None = None, labels: Sequence[Label] | None = None, features: Rows | None = None,
+        records: Records | None = None, store: bool = False,
+    ) -> dict[str, Any]:
+        """The best decision threshold for ``objective`` (``f1``, ``youden``, ``cost``, ``min_recall``,
+        ``min_precision``) on the stored validation split, or on ``labels`` with ``features``/``records``;
+        ``store=True`` also makes it the version's default."""
+        body: dict[str, Any] = {"objective": objective, "store": store}
+        if cost is not None:
+            body["cost"] = dict(cost)
+        if target is not None:
+            body["target"] = target
+        if labels is not None:
+            body["data"] = {**self._rows(features, records),
+                            "labels": labels.tolist() if hasattr(labels, "tolist") else list(labels)}
+        return self._request("POST", f"/models/{model}/versions/{version}/threshold:optimize", json=body)
 
     def delete_version(self, model: str, version: int) -> None:
         self._request("DELETE", f"/models/{model}/versions/{version}")

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import drift
 from .engine import LogisticRegression, metrics, stratified_split
+from .engine.calibration import calibrate
 from .errors import InvalidInputError, LimitExceededError, NotFoundError
 from .registry import LoadedModel, ModelRegistry
 
@@ -93,19 +95,55 @@ def records_to_matrix(
         if not isinstance(rec, dict):
             raise InvalidInputError(f"`records` item {i} is {type(rec).__name__}, not an object")
         if rec.keys() != expected:
-            missing = sorted(expected - rec.keys())
-            unknown = sorted(rec.keys() - expected)
-            parts = []
-            if missing:
-                parts.append(f"missing feature(s) {_first(missing)}")
-            if unknown:
-                parts.append(f"unknown feature(s) {_first(unknown)}")
+            missing, unknown, problem = _name_mismatch(rec.keys(), expected)
             raise InvalidInputError(
-                f"`records` item {i}: {'; '.join(parts)}",
+                f"`records` item {i}: {problem}",
                 {"row": i, "missing": missing, "unknown": unknown},
             )
         rows.append([rec[name] for name in feature_names])
     return rows_to_matrix(rows, field="records")
+
+
+def _name_mismatch(given: Any, expected: set[str]) -> tuple[list[str], list[str], str]:
+    """The missing and unknown names of ``given`` against ``expected``, and a sentence naming them."""
+    missing = sorted(expected - set(given))
+    unknown = sorted(set(given) - expected, key=str)
+    parts = []
+    if missing:
+        parts.append(f"missing feature(s) {_first(missing)}")
+    if unknown:
+        parts.append(f"unknown feature(s) {_first(unknown)}")
+    return missing, unknown, "; ".join(parts)
+
+
+def order_columns(
+    X: NDArray[np.float64], columns: Sequence[str], feature_names: Sequence[str], source: str
+) -> NDArray[np.float64]:
+    """The columns of ``X`` (named ``columns``) in the model's ``feature_names`` order; names must match exactly.
+
+    ``source`` says where the names came from in the error (e.g. "the CSV header").
+    """
+    order = column_order(columns, feature_names, source)
+    return X if order is None else np.ascontiguousarray(X[:, order])  # C order: same scores as rows sent in order
+
+
+def column_order(columns: Sequence[str], feature_names: Sequence[str], source: str) -> list[int] | None:
+    """Positions in ``columns`` of each of ``feature_names`` (None when already in order), or a 422 naming the
+    missing, unknown or repeated names."""
+    columns = list(columns)
+    if columns == list(feature_names):
+        return None
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1}, key=str)
+        raise InvalidInputError(f"{source} repeats column(s) {_first(dupes)}", {"repeated": dupes})
+    missing, unknown, problem = _name_mismatch(columns, set(feature_names))
+    if missing or unknown:
+        raise InvalidInputError(
+            f"{source} must name exactly the model's features: {problem}",
+            {"missing": missing, "unknown": unknown, "expected": list(feature_names)},
+        )
+    position = {c: j for j, c in enumerate(columns)}
+    return [position[n] for n in feature_names]
 
 
 def input_matrix(
@@ -144,35 +182,60 @@ def labels_array(labels: Any, n_rows: int) -> NDArray[Any]:
 
 def parse_csv(data: bytes | str, target: str) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
     """Features, labels and feature names from a CSV with a header row and a ``target`` column."""
+    X, raw_labels, names = _read_csv(data, target)
+    return X, _csv_labels(raw_labels), names
+
+
+def csv_matrix(data: bytes | str, feature_names: Sequence[str], max_rows: int | None = None) -> NDArray[np.float64]:
+    """Rows to score from a CSV whose header names exactly the model's features (in any order)."""
+    X, _, names = _read_csv(data, None, max_rows, lambda names: column_order(names, feature_names, "the CSV header"))
+    return order_columns(X, names, feature_names, "the CSV header")
+
+
+def _read_csv(
+    data: bytes | str, target: str | None, max_rows: int | None = None,
+    check_header: Callable[[list[str]], object] | None = None,
+) -> tuple[NDArray[np.float64], list[str], list[str]]:
+    """The one CSV reader, for training (with a ``target`` column) and scoring (``target=None``);
+    ``check_header`` sees the feature columns' names before any row is read."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"the CSV is not UTF-8 text: {exc}") from None
     try:
-        return _parse_csv_text(text, target)
+        return _parse_csv_text(text, target, max_rows, check_header)
     except csv.Error as exc:
         raise InvalidInputError(f"the CSV cannot be parsed: {exc}") from None
 
 
-def _parse_csv_text(text: str, target: str) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
+def _parse_csv_text(
+    text: str, target: str | None, max_rows: int | None, check_header: Callable[[list[str]], object] | None
+) -> tuple[NDArray[np.float64], list[str], list[str]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
     except StopIteration:
         raise InvalidInputError("the CSV is empty: it needs a header row and data rows") from None
     header = [h.strip() for h in header]
-    if target not in header:
+    if target is not None and target not in header:
         raise InvalidInputError(f"target column {target!r} is not in the CSV header {_first(header)}")
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InvalidInputError(f"the CSV header repeats column(s) {_first(dupes)}")
-    t = header.index(target)
+    t = header.index(target) if target is not None else -1
     names = [h for i, h in enumerate(header) if i != t]
+    if check_header is not None:
+        check_header(names)
     rows: list[list[float]] = []
     raw_labels: list[str] = []
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
+        if max_rows is not None and len(rows) >= max_rows:
+            raise LimitExceededError(
+                f"the CSV has more than {max_rows} rows, the limit per request; split the batch",
+                {"limit": max_rows},
+            )
         if len(row) != len(header):
             raise InvalidInputError(f"CSV line {line_no} has {len(row)} fields, the header has {len(header)}")
         values = []
@@ -189,12 +252,15 @@ def _parse_csv_text(text: str, target: str) -> tuple[NDArray[np.float64], NDArra
                 raise InvalidInputError(f"CSV line {line_no}, column {header[i]!r}: {cell!r} is not finite")
             values.append(v)
         rows.append(values)
-        raw_labels.append(row[t].strip())
+        if t >= 0:
+            raw_labels.append(row[t].strip())
     if not rows:
         raise InvalidInputError("the CSV has a header but no data rows")
     if not names:
-        raise InvalidInputError("the CSV has no feature columns besides the target")
-    return np.asarray(rows, dtype=np.float64), _csv_labels(raw_labels), names
+        raise InvalidInputError(
+            "the CSV has no feature columns besides the target" if target is not None else "the CSV has no columns"
+        )
+    return np.asarray(rows, dtype=np.float64), raw_labels, names
 
 
 def _csv_labels(raw: list[str]) -> NDArray[Any]:
@@ -277,6 +343,7 @@ def train_and_store(
     max_train_cells: int | None = None,
     max_iter_limit: int | None = None,
     callback: Callable[[int, float], bool | None] | None = None,
+    calibration: str = "none",
 ) -> dict[str, Any]:
     """Fit a model on ``X, y``, evaluate it on a held-out split, store it as a new version, and return
     the training report (also kept in the version's metadata)."""
@@ -301,6 +368,12 @@ def train_and_store(
         raise InvalidInputError(
             f"the labels hold a single class ({_first(classes.tolist())}); training needs at least 2 classes"
         )
+    if calibration != "none" and (classes.size != 2 or validation_fraction <= 0):
+        raise InvalidInputError(
+            f"calibration {calibration!r} needs a binary model (this one has {classes.size} classes) and a "
+            f"validation split to fit on (validation_fraction > 0, got {validation_fraction})",
+            {"field": "calibration"},
+        )
     seed = params.get("random_state")
     if validation_fraction > 0:
         train_idx, val_idx = stratified_split(y_enc, validation_fraction, np.random.default_rng(seed))
@@ -315,6 +388,10 @@ def train_and_store(
     except (ValueError, FloatingPointError) as exc:
         raise InvalidInputError(f"training failed: {exc}") from None
     messages = list(model.fit_warnings_)
+    calibration_report = None
+    if calibration != "none":  # Platt or isotonic on the validation split; the served model is the wrapper
+        model, calibration_report = calibrate(model, X[val_idx], y[val_idx], calibration, seed)
+        messages += calibration_report["warnings"]
     train_metrics = metrics.classification_summary(y[train_idx], model.predict_proba(X[train_idx]), model.classes_)
     validation_metrics = None
     validation_sample = None
@@ -344,6 +421,8 @@ def train_and_store(
         "validation_metrics": validation_metrics,
         "loss_history": downsample(model.loss_history_),
     }
+    if calibration_report is not None:
+        report["calibration"] = calibration_report
     metadata = {
         **report,
         "params": params,
@@ -354,6 +433,7 @@ def train_and_store(
         "intercepts": intercepts,
         "feature_means": X[train_idx].mean(axis=0).tolist(),
         "feature_stds": X[train_idx].std(axis=0).tolist(),  # finite: checked above
+        "feature_statistics": drift.feature_statistics(X[train_idx], names),  # drift monitoring
         "alpha": float(model.alpha_),
         "standardization": {"mean": model.mean_.tolist(), "scale": model.scale_.tolist()},
         "validation_sample": validation_sample,
@@ -433,7 +513,8 @@ def evaluate(loaded: LoadedModel, X: NDArray[np.float64], labels: Any, threshold
     t = decision_threshold(loaded, threshold)
     proba = predict_proba(loaded, X)
     summary = metrics.classification_summary(y, proba, classes, threshold=0.5 if t is None else t)
-    return {"model": loaded.name, "version": loaded.version, **summary}
+    calibration = metrics.calibration_report(y, proba, classes)
+    return {"model": loaded.name, "version": loaded.version, **summary, "calibration": calibration}
 
 
 def metadata_problems(meta: dict[str, Any]) -> list[str]:

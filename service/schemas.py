@@ -104,6 +104,10 @@ class TrainRequest(_Strict):
     validation_fraction: float = Field(
         0.2, ge=0, le=0.9, description="Stratified, seeded hold-out share for validation metrics; 0 disables."
     )
+    calibration: Literal["none", "platt", "isotonic"] = Field(
+        "none", description="Binary models: calibrate the probabilities on the validation split (Platt scaling or "
+        "isotonic regression of the logit); needs validation_fraction > 0. The report shows its effect.",
+    )
     description: str | None = Field(None, max_length=2000)
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels for the version.")
 
@@ -168,6 +172,10 @@ class TrainResponse(BaseModel):
     validation_metrics: dict[str, Any] | None
     loss_history: list[float] = Field(description="Objective per iteration/epoch, at most 200 points.")
     duration_seconds: float
+    calibration: dict[str, Any] | None = Field(
+        None, description="With `calibration`: the method, its parameters, and Brier / ECE / reliability bins on the "
+        "validation split before and after it (in-sample, optimistic) and cross-fitted over 5 folds.",
+    )
 
 
 class PredictProbaResponse(BaseModel):
@@ -175,6 +183,10 @@ class PredictProbaResponse(BaseModel):
     version: int
     classes: list[Label]
     probabilities: list[list[float]] = Field(description="n x k, columns in the order of `classes`.")
+    explanations: list[dict[str, Any]] | None = Field(
+        None, description="With `explain=true`: per row, each feature's contribution to the logit (per class for "
+        "multiclass), the baseline, the top reasons and, for binary models, the single-feature flips.",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -182,6 +194,10 @@ class PredictResponse(BaseModel):
     version: int
     predictions: list[Label]
     threshold: float | None = Field(description="Threshold used (binary models); null for multiclass.")
+    explanations: list[dict[str, Any]] | None = Field(
+        None, description="With `explain=true`: per row, each feature's contribution to the logit (per class for "
+        "multiclass), the baseline, the top reasons and, for binary models, the single-feature flips.",
+    )
 
 
 class AliasRequest(_Strict):
@@ -190,6 +206,53 @@ class AliasRequest(_Strict):
 
 class ThresholdRequest(_Strict):
     threshold: float | None = Field(ge=0, le=1, description="Decision threshold; null restores 0.5.")
+
+
+class ThresholdCost(_Strict):
+    fp: float = Field(1.0, ge=0, le=1e12, description="Cost of one false positive.")
+    fn: float = Field(1.0, ge=0, le=1e12, description="Cost of one false negative.")
+
+
+class ThresholdData(_Strict):
+    """Labelled rows to tune on instead of the stored validation split: `features` or `records`, and `labels`."""
+
+    features: FeatureRows = None
+    records: Records = None
+    labels: list[Label] = Field(description="True label of each row.")
+
+
+class ThresholdOptimizeRequest(_Strict):
+    """How to choose a binary version's decision threshold."""
+
+    objective: Literal["f1", "youden", "cost", "min_recall", "min_precision"] = Field(
+        description="`f1`: maximum F1; `youden`: maximum TPR - FPR; `cost`: minimum expected cost "
+        "(cost.fp * FP + cost.fn * FN) / n; `min_recall`: maximum precision with recall >= target; "
+        "`min_precision`: maximum recall with precision >= target."
+    )
+    cost: ThresholdCost | None = Field(None, description="Objective `cost`: the cost matrix (default 1 and 1).")
+    target: float | None = Field(None, ge=0, le=1, description="Objectives `min_recall` / `min_precision`.")
+    data: ThresholdData | None = Field(
+        None, description="Labelled rows to score; default: the validation split stored at training."
+    )
+    store: bool = Field(False, description="Store the chosen threshold as the version's default (needs write access).")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"objective": "f1"}, {"objective": "cost", "cost": {"fp": 1, "fn": 5}},
+                                        {"objective": "min_recall", "target": 0.95, "store": True}]},
+    )
+
+    @model_validator(mode="after")
+    def _needs(self) -> ThresholdOptimizeRequest:
+        if self.objective in ("min_recall", "min_precision") and self.target is None:
+            raise ValueError(f"objective {self.objective!r} needs `target`")
+        if self.objective != "cost" and self.cost is not None:
+            raise ValueError("`cost` applies to objective 'cost' only")
+        if self.objective not in ("min_recall", "min_precision") and self.target is not None:
+            raise ValueError("`target` applies to objectives 'min_recall' and 'min_precision' only")
+        if self.cost is not None and self.cost.fp == 0 and self.cost.fn == 0:
+            raise ValueError("`cost` needs a positive fp or fn")
+        return self
 
 
 class ErrorBody(BaseModel):

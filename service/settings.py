@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     prometheus_dir: Path | None = Field(
         None, description="Directory for multi-process Prometheus metrics (made and emptied by `logreg serve`)."
     )
+    drift_window_rows: int = Field(
+        1000, ge=0, le=100_000, description="Recent predicted rows per model version in each worker's sliding "
+        "window for the population stability index (PSI) of every feature; 0 turns the window off.",
+    )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
     write_delay: float = Field(
         0.0, ge=0.0, description="Test only: seconds to pause inside each artefact write (crash tests)."

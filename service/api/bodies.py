@@ -6,14 +6,17 @@ bulky ``features`` / ``records`` / ``labels`` bypass it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from .. import operations
 from ..errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,6 +39,33 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InvalidInputError(f"the body must be a JSON object, not {type(obj).__name__}")
     return obj
+
+
+#: Media types read as CSV by the scoring routes (anything else is read as JSON).
+CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv"})
+
+#: The ``text/csv`` entry of a scoring route's documented request body.
+CSV_BODY: dict[str, Any] = {
+    "schema": {"type": "string", "description": "A header row naming the model's features (any order), then one "
+               "row of numbers per sample."},
+    "example": "a,b\n1.0,2.0\n3.0,0.5\n",
+}
+
+
+def is_csv(request: Request) -> bool:
+    """Whether the body is declared as CSV (``Content-Type: text/csv``, parameters such as charset allowed)."""
+    content_type = request.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower() in CSV_MEDIA_TYPES
+
+
+async def read_csv_matrix(request: Request, feature_names: Sequence[str], max_rows: int | None) -> np.ndarray:
+    """A CSV body as rows in the model's feature order (the header names the columns), or a 422 that says why not."""
+    raw = await request.body()
+    if not raw:
+        raise InvalidInputError("the request body is empty: send a CSV with a header row and data rows")
+    if len(raw) < _INLINE_PARSE_BYTES:
+        return operations.csv_matrix(raw, feature_names, max_rows)
+    return await run_in_threadpool(operations.csv_matrix, raw, feature_names, max_rows)
 
 
 def validate_envelope(model: type[M], obj: dict[str, Any]) -> tuple[M, dict[str, Any]]:
@@ -63,11 +93,16 @@ def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] 
     )
 
 
-def openapi_body(model: type[BaseModel], *, multipart: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``openapi_extra`` declaring ``model`` as the JSON body of a route that parses its body itself."""
+def openapi_body(
+    model: type[BaseModel], *, multipart: dict[str, Any] | None = None, csv: bool = False
+) -> dict[str, Any]:
+    """``openapi_extra`` declaring ``model`` as the JSON body of a route that parses its body itself
+    (with ``csv``, a ``text/csv`` body is documented too)."""
     content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
     if multipart is not None:
         content["multipart/form-data"] = {"schema": multipart}
+    if csv:
+        content["text/csv"] = CSV_BODY
     DOCUMENTED_BODIES.add(model)
     return {"requestBody": {"required": True, "content": content}}
 

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+import numpy as np
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from .. import operations
+from .. import operations, tuning
 from ..errors import InvalidInputError
-from ..schemas import MODEL_NAME_PATTERN, AliasRequest, ThresholdRequest
-from .bodies import json_response
+from ..schemas import (
+    MODEL_NAME_PATTERN,
+    AliasRequest,
+    ThresholdCost,
+    ThresholdData,
+    ThresholdOptimizeRequest,
+    ThresholdRequest,
+)
+from .bodies import json_response, openapi_body, read_json_object, validate_envelope
 from .deps import RegistryDep
 from .errors import ERROR_RESPONSES
-from .security import ReadAccess, WriteAccess
+from .security import Credentials, ReadAccess, WriteAccess, require_write_key
 
 router = APIRouter(prefix="/models", tags=["registry"])
 
@@ -121,3 +129,62 @@ async def set_threshold(
     if body.threshold is not None and len(meta.get("classes", [])) > 2:
         raise InvalidInputError("a decision threshold applies to binary models only")
     return json_response(await run_in_threadpool(registry.set_threshold, name, version, body.threshold))
+
+
+@router.post(
+    "/{name}/versions/{version}/threshold:optimize",
+    summary="Choose a binary version's decision threshold for an objective",
+    description="Exact over the distinct predicted probabilities of labelled rows: the posted `data`, else the "
+    "validation split stored at training. Objectives: `f1`, `youden` (TPR - FPR), `cost` (minimum expected cost "
+    "from `cost.fp` and `cost.fn`), `min_recall` (maximum precision with recall >= `target`), `min_precision` "
+    "(maximum recall with precision >= `target`). Returns the threshold, the objective's value, the metrics "
+    "there and the curve (at most 201 points). Computing is a read; `store: true` also makes it the version's "
+    "default threshold and then needs write access (an API key whenever keys are configured).",
+    responses=ERROR_RESPONSES,
+    dependencies=ReadAccess,
+    openapi_extra=openapi_body(ThresholdOptimizeRequest),
+)
+async def optimize_threshold(
+    name: NamePath, version: VersionPath, request: Request, registry: RegistryDep, credentials: Credentials
+) -> Response:
+    obj = await read_json_object(request)
+    data = obj.pop("data", None)
+    envelope, _ = validate_envelope(ThresholdOptimizeRequest, obj)
+    if envelope.store:
+        await require_write_key(request, credentials)
+    meta = registry.metadata(name, version)
+    classes = meta.get("classes", [])
+    if len(classes) != 2:
+        raise InvalidInputError(f"a decision threshold applies to binary models only; {name!r} has {len(classes)} "
+                                "classes", {"classes": classes})
+    if data is None:
+        sample = operations.validation_sample(meta)
+        source, labels = "validation_sample", sample["labels"]
+        scores = np.asarray(sample["probabilities"], dtype=np.float64)[:, 1]
+    else:
+        if not isinstance(data, dict):
+            raise InvalidInputError("`data` must be an object with `features` or `records`, and `labels`")
+        _, bulk = validate_envelope(ThresholdData, data)
+        loaded = registry.load(name, meta["version"])
+        X = operations.input_matrix(bulk.get("features"), bulk.get("records"), meta.get("feature_names"),
+                                    request.app.state.settings.max_predict_rows)
+        labels = operations.labels_array(bulk.get("labels"), X.shape[0]).tolist()
+        source, scores = "posted", operations.predict_proba(loaded, X)[:, 1]
+    y_pos = tuning.positive_mask(labels, classes)
+    cost = envelope.cost or ThresholdCost()
+    result = await run_in_threadpool(
+        tuning.optimize_threshold, y_pos, scores, envelope.objective, cost_fp=cost.fp, cost_fn=cost.fn,
+        target=envelope.target,
+    )
+    out = {"model": name, "version": meta["version"], "positive_class": classes[1], "source": source,
+           "current_threshold": meta.get("threshold"), **result, "stored": False}
+    out["metrics"]["confusion_matrix"] = {
+        "labels": classes,
+        "matrix": [[out["metrics"]["tn"], out["metrics"]["fp"]], [out["metrics"]["fn"], out["metrics"]["tp"]]],
+    }
+    if source == "validation_sample":
+        out["sampled"] = sample["sampled"]
+    if envelope.store:
+        await run_in_threadpool(registry.set_threshold, name, meta["version"], result["threshold"])
+        out["stored"] = True
+    return json_response(out)

@@ -33,7 +33,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..registry import ModelRegistry
 
 #: Routes that are not traffic: probes and the scrape itself.
-UNCOUNTED = frozenset({"/healthz", "/readyz", "/monitoring/metrics", "/v2/health/live", "/v2/health/ready"})
+UNCOUNTED = frozenset({"/healthz", "/readyz", "/monitoring/metrics", "/v2/health/live", "/v2/health/ready",
+                       "/ping", "/health"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("service.access")
 
@@ -125,11 +126,13 @@ router = APIRouter(tags=["health"])
     "/monitoring/metrics",
     summary="Prometheus metrics",
     description="Request counts and latencies per route and status, predictions per model, version and class, "
-    "rows per request, training runs and durations, registry cache hits and loads, models loaded.",
+    "rows per request, training runs and durations, registry cache hits and loads, models loaded, rows and "
+    "values outside the training range, and the population stability index per feature.",
     response_class=Response,
 )
 async def prometheus_metrics(request: Request) -> Response:
     monitoring: Monitoring = request.app.state.monitoring
+    request.app.state.drift.publish_all()  # this worker's PSI gauges, up to date
     return Response(monitoring.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -156,6 +159,9 @@ class RequestObserver:
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                out_of_range = scope.get("state", {}).get("out_of_range_rows")  # set by service/api/drift.py
+                if out_of_range is not None and status < 400:
+                    message["headers"].append((b"x-out-of-range-rows", b"%d" % out_of_range))
             await send(message)
 
         try:

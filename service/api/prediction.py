@@ -8,11 +8,23 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from .. import operations
+from ..errors import InvalidInputError
+from ..explain import explain_loaded, predicted_index
 from ..registry import LoadedModel
-from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, PredictResponse, VersionRef
-from .bodies import json_response, openapi_body, read_json_object, validate_envelope
+from ..schemas import (
+    MODEL_NAME_PATTERN,
+    MetricsRequest,
+    PredictProbaResponse,
+    PredictRequest,
+    PredictResponse,
+    VersionRef,
+)
+from ..tuning import stored_calibration
+from .bodies import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
 from .deps import RegistryDep
+from .drift import observe_drift
 from .errors import ERROR_RESPONSES
+from .explaining import EXPLAIN_PARAMETER, explain_requested
 from .security import ReadAccess
 
 router = APIRouter(tags=["prediction"], dependencies=ReadAccess)
@@ -22,65 +34,105 @@ ThresholdQuery = Annotated[
     Query(ge=0, le=1, description="Binary models: positive when P(positive) >= threshold. Default: the "
           "version's stored threshold (0.5 unless set). Not allowed for multiclass models."),
 ]
+CsvModelQuery = Annotated[
+    str | None,
+    Query(pattern=MODEL_NAME_PATTERN, description="With a `text/csv` body only (JSON bodies name it in `model`): "
+          "the model to score with.", examples=["breast-cancer"]),
+]
+CsvVersionQuery = Annotated[
+    str | None,
+    Query(max_length=64, description="With a `text/csv` body only: version number or alias (default: "
+          "`production`, else the latest)."),
+]
+CSV_NOTE = (" Rows come as JSON (`features` or `records`) or as `text/csv`: a header row naming the model's "
+            "features (any order, no other columns) and one row of numbers per sample, with the model named in "
+            "the query (`?model=NAME&version=`).")
 
 
 async def _scoring_input(
-    request: Request, model: type[PredictRequest]
+    request: Request, model: type[PredictRequest], csv_query: tuple[str | None, str | None] | None = None
 ) -> tuple[LoadedModel, Any, dict[str, Any], PredictRequest]:
     """Parse and check a scoring body and load its version: the shared first half of the scoring routes.
 
     It reads the registry and settings from ``app.state`` rather than through dependencies: this is the
-    hot path, and every dependency costs FastAPI a resolution per request.
+    hot path, and every dependency costs FastAPI a resolution per request. Routes that take CSV pass the
+    ``(model, version)`` query parameters as ``csv_query``.
     """
     state = request.app.state
-    obj = await read_json_object(request)
-    envelope, bulk = validate_envelope(model, obj)
+    csv_body = csv_query is not None and is_csv(request)
+    if csv_body:
+        assert csv_query is not None
+        if csv_query[0] is None:
+            raise InvalidInputError("a text/csv body names its model in the query: `?model=NAME` (and "
+                                    "optionally `&version=`)", {"field": "model"})
+        envelope, bulk = model.model_validate({"model": csv_query[0], "version": csv_query[1]}), {}
+    else:
+        if csv_query is not None and csv_query != (None, None):
+            raise InvalidInputError("the `model` and `version` query parameters go with a text/csv body; a JSON "
+                                    "body names them in its own `model` and `version` fields", {"field": "model"})
+        obj = await read_json_object(request)
+        envelope, bulk = validate_envelope(model, obj)
     log_fields = request.scope.setdefault("state", {})
     log_fields["model"] = envelope.model
     loaded = state.registry.load(envelope.model, envelope.version)
     log_fields["version"] = loaded.version
-    X = operations.input_matrix(
-        bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"),
-        state.settings.max_predict_rows,
-    )
+    if csv_body:
+        X = await read_csv_matrix(request, loaded.metadata.get("feature_names"), state.settings.max_predict_rows)
+    else:
+        X = operations.input_matrix(
+            bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"),
+            state.settings.max_predict_rows,
+        )
     log_fields["rows"] = int(X.shape[0])
     state.monitoring.rows_observed(request.scope["path"], X.shape[0])
+    observe_drift(request, loaded, X, serving=model is not MetricsRequest)  # evaluation is not traffic
     return loaded, X, bulk, envelope
 
 
 @router.post(
     "/predict_proba",
     summary="Class probabilities",
-    description="Probabilities per class (columns in the order of `classes`; rows sum to 1) for each row.",
+    description="Probabilities per class (columns in the order of `classes`; rows sum to 1) for each row."
+    + CSV_NOTE,
     response_model=PredictProbaResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=openapi_body(PredictRequest),
+    openapi_extra={**openapi_body(PredictRequest, csv=True), "parameters": [EXPLAIN_PARAMETER]},
 )
-async def predict_proba(request: Request) -> Response:
-    loaded, X, _, _ = await _scoring_input(request, PredictRequest)
+async def predict_proba(
+    request: Request, model: CsvModelQuery = None, version: CsvVersionQuery = None
+) -> Response:
+    loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
     proba = operations.predict_proba(loaded, X)
     monitoring = request.app.state.monitoring
     monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, proba.argmax(axis=1))
-    return json_response(
-        {"model": loaded.name, "version": loaded.version, "classes": loaded.model.classes_.tolist(),
-         "probabilities": proba}
-    )
+    payload = {"model": loaded.name, "version": loaded.version, "classes": loaded.model.classes_.tolist(),
+               "probabilities": proba}
+    if explain_requested(request):  # flips at the stored threshold (0.5 unless set), /predict's default
+        t = operations.decision_threshold(loaded, None)
+        payload["explanations"] = explain_loaded(loaded, X, predicted_index(proba, t), t)
+    return json_response(payload)
 
 
 @router.post(
     "/predict",
     summary="Class labels",
     description="Predicted labels, as trained. Binary models use `threshold` (query), else the version's "
-    "stored threshold, else 0.5; multiclass models predict the most probable class.",
+    "stored threshold, else 0.5; multiclass models predict the most probable class." + CSV_NOTE,
     response_model=PredictResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=openapi_body(PredictRequest),
+    openapi_extra={**openapi_body(PredictRequest, csv=True), "parameters": [EXPLAIN_PARAMETER]},
 )
-async def predict(request: Request, threshold: ThresholdQuery = None) -> Response:
-    loaded, X, _, _ = await _scoring_input(request, PredictRequest)
+async def predict(
+    request: Request, threshold: ThresholdQuery = None,
+    model: CsvModelQuery = None, version: CsvVersionQuery = None,
+) -> Response:
+    loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
     labels, used, index = operations.predict(loaded, X, threshold)
     request.app.state.monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, index)
-    return json_response({"model": loaded.name, "version": loaded.version, "predictions": labels, "threshold": used})
+    payload = {"model": loaded.name, "version": loaded.version, "predictions": labels, "threshold": used}
+    if explain_requested(request):
+        payload["explanations"] = explain_loaded(loaded, X, index, used)
+    return json_response(payload)
 
 
 @router.post(
@@ -88,7 +140,8 @@ async def predict(request: Request, threshold: ThresholdQuery = None) -> Respons
     summary="Evaluate a version on labelled rows",
     description="Accuracy, precision, recall, F1, confusion matrix (with its label order), log-loss, Brier, "
     "ROC AUC and support; per-class and macro/weighted averages; for binary models also the threshold "
-    "sweep and the F1-optimal threshold.",
+    "sweep and the F1-optimal threshold; `calibration`: expected calibration error and reliability bins (10 "
+    "equal-width bins of P(positive), or of the top probability for multiclass).",
     responses=ERROR_RESPONSES,
     openapi_extra=openapi_body(MetricsRequest),
 )
@@ -101,7 +154,9 @@ async def evaluate(request: Request) -> Response:
 @router.get(
     "/metrics",
     summary="Metrics stored at training time",
-    description="The validation-split metrics (and training metrics) recorded when the version was trained.",
+    description="The validation-split metrics (and training metrics) recorded when the version was trained, the "
+    "calibration report (Brier, ECE, reliability bins) of the stored validation split, and, for a version "
+    "trained with `calibration`, its effect (`calibration_step`: before / after).",
     responses=ERROR_RESPONSES,
 )
 async def stored_metrics(
@@ -118,5 +173,7 @@ async def stored_metrics(
             "validation_metrics": meta.get("validation_metrics"),
             "train_metrics": meta.get("train_metrics"),
             "n_validation": meta.get("n_validation"),
+            "calibration": stored_calibration(meta),  # of the stored validation sample, as served
+            "calibration_step": meta.get("calibration"),  # trained with calibration: its before/after report
         }
     )

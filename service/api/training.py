@@ -35,6 +35,8 @@ _MULTIPART_SCHEMA = {
         "model": {"type": "string", "description": "Model name."},
         "params": {"type": "string", "description": "Engine hyperparameters as a JSON object."},
         "validation_fraction": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.2},
+        "calibration": {"type": "string", "enum": ["none", "platt", "isotonic"], "default": "none",
+                        "description": "Calibrate binary probabilities on the validation split."},
         "description": {"type": "string"},
     },
 }
@@ -140,6 +142,7 @@ def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> dict[str, Any]:
         "feature_names": names,
         "params": envelope.params.model_dump(),
         "validation_fraction": envelope.validation_fraction,
+        "calibration": envelope.calibration,
         "description": envelope.description,
         "tags": envelope.tags,
     }
@@ -171,6 +174,7 @@ async def _from_csv_form(request: Request) -> dict[str, Any]:
                 "features": [],
                 "labels": [],
                 "validation_fraction": float(form.get("validation_fraction") or 0.2),
+                "calibration": form.get("calibration") or "none",
                 "description": form.get("description") or None,
             }
         )
@@ -188,6 +192,7 @@ async def _from_csv_form(request: Request) -> dict[str, Any]:
         "feature_names": names,
         "params": params.model_dump(),
         "validation_fraction": envelope.validation_fraction,
+        "calibration": envelope.calibration,
         "description": envelope.description,
         "tags": {"source": upload.filename or "upload.csv"},
     }

@@ -20,6 +20,7 @@ __all__ = [
     "accuracy_score",
     "best_f1_threshold",
     "brier_score_loss",
+    "calibration_report",
     "classification_summary",
     "confusion_matrix",
     "f1_score",
@@ -815,6 +816,78 @@ def best_f1_threshold(
         "f1": float(f1[best]),
         "precision": float(_safe_divide(tps[best], tps[best] + fps[best])),
         "recall": float(_safe_divide(tps[best], n_pos)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Calibration
+# ----------------------------------------------------------------------------------------------------
+
+
+def calibration_report(
+    y_true: ArrayLike,
+    proba: ArrayLike,
+    classes: ArrayLike,
+    n_bins: int = 10,
+) -> dict[str, Any]:
+    """Brier score, expected and maximum calibration error, and reliability bins of a probabilistic classifier.
+
+    ``proba`` is (n, k) with columns in ``classes`` order. Binary: the bins hold the positive class's
+    probability (``classes[1]``) against the share of positives, as sklearn's ``calibration_curve`` with
+    ``strategy="uniform"``: ``n_bins`` equal-width bins of [0, 1], right-closed (the first also holds 0).
+    Multiclass: *top-label* calibration, the highest probability of each row against whether that class is
+    the true one. ``ece`` = sum over bins of count / n * |mean_predicted - fraction_positive|; ``mce`` is the
+    largest such gap over non-empty bins. ``brier`` is the one of :func:`classification_summary`. Empty bins
+    have ``count`` 0 and null means.
+    """
+    yt = _as_labels(y_true, "y_true")
+    cls = _check_label_list(classes, "classes")
+    _check_same_kind(y_true=yt, classes=cls)
+    P = _as_proba(proba, "proba")
+    if P.ndim != 2 or P.shape[1] != cls.shape[0] or cls.shape[0] < 2:
+        raise ValueError(f"proba must have shape (n_samples, {cls.shape[0]}) to match classes, got {P.shape}")
+    _check_lengths(y_true=yt, proba=P)
+    missing = _missing(yt, cls)
+    if missing:
+        raise ValueError(f"y_true contains labels {missing} that are not in the model's classes {cls.tolist()}")
+    if not isinstance(n_bins, int | np.integer) or isinstance(n_bins, bool) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    order = np.argsort(cls, kind="stable")
+    idx = order[np.searchsorted(cls[order], yt)]
+    binary = cls.shape[0] == 2
+    if binary:
+        score, hit = P[:, 1], (idx == 1).astype(np.float64)
+    else:
+        top = np.argmax(P, axis=1)
+        score, hit = P[np.arange(P.shape[0]), top], (top == idx).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_ids = np.searchsorted(edges[1:-1], score)  # sklearn's binning: value == edge goes to the lower bin
+    count = np.bincount(bin_ids, minlength=n_bins)
+    sum_score = np.bincount(bin_ids, weights=score, minlength=n_bins)
+    sum_hit = np.bincount(bin_ids, weights=hit, minlength=n_bins)
+    full = count > 0
+    mean_pred = np.divide(sum_score, count, out=np.zeros(n_bins), where=full)
+    frac = np.divide(sum_hit, count, out=np.zeros(n_bins), where=full)
+    gap = np.abs(mean_pred - frac)
+    n = yt.shape[0]
+    bins = [
+        {
+            "lower": round(float(edges[b]), 12),  # 0.3, not linspace's 0.30000000000000004
+            "upper": round(float(edges[b + 1]), 12),
+            "count": int(count[b]),
+            "mean_predicted": float(mean_pred[b]) if full[b] else None,
+            "fraction_positive": float(frac[b]) if full[b] else None,
+        }
+        for b in range(n_bins)
+    ]
+    return {
+        "kind": "positive_class" if binary else "top_label",
+        "n_samples": int(n),
+        "brier": _brier_from_index(idx, P, None),
+        "ece": float(np.sum(count * gap) / n),
+        "mce": float(gap[full].max()),
+        "n_bins": int(n_bins),
+        "bins": bins,
     }
 
 

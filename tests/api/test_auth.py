@@ -34,9 +34,10 @@ TOY = {
 }
 SMALL_CSV = b"a,b,y\n0,1,0\n1,0.5,0\n2,2.5,1\n3,3,1\n0.5,0.2,0\n2.5,2,1\n"
 ROWS = {"model": "toy", "features": [[0.0, 1.0], [3.0, 3.0]]}
-#: Routes that stay open even with ``protect_reads``: probes, the scrape and the API documentation.
+#: Routes that stay open even with ``protect_reads``: probes (ours, the V2 protocol's and MLflow's), the scrape
+#: and the API documentation.
 ALWAYS_OPEN = {"/healthz", "/readyz", "/monitoring/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-               "/redoc"}
+               "/redoc", "/v2/health/live", "/v2/health/ready", "/ping", "/health"}
 
 
 def bearer(key: str) -> dict[str, str]:

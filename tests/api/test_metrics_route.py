@@ -11,7 +11,7 @@ from sklearn import metrics as skm
 TOL = {"rel": 1e-9, "abs": 1e-12}
 REPORT_KEYS = {
     "model", "version", "n_samples", "accuracy", "precision", "recall", "f1", "log_loss", "brier", "roc_auc",
-    "confusion_matrix", "support", "per_class", "macro", "weighted", "threshold",
+    "confusion_matrix", "support", "per_class", "macro", "weighted", "threshold", "calibration",
 }
 BINARY_KEYS = REPORT_KEYS | {"positive_class", "threshold_sweep", "best_threshold"}
 

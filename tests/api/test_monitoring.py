@@ -212,6 +212,9 @@ def test_the_exposition_declares_every_family(client):
         "logreg_registry_cache_hits": "counter",
         "logreg_registry_loads": "counter",
         "logreg_models_loaded": "gauge",
+        "logreg_out_of_range_rows": "counter",
+        "logreg_out_of_range_values": "counter",
+        "logreg_feature_psi": "gauge",
     }
 
 
