@@ -12,7 +12,6 @@ most once a second while it serves traffic, and whenever it answers a scrape its
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -99,9 +98,10 @@ class DriftTracker:
                     _, dropped = self._tracked.popitem(last=False)
                     self._forget(dropped)
             return entry
-        if len(self._tracked) > 1:
-            with self._lock, contextlib.suppress(KeyError):  # dropped meanwhile by another thread: fine
-                self._tracked.move_to_end(key)
+        try:
+            self._tracked.move_to_end(key)  # least recently used first
+        except KeyError:  # dropped meanwhile by another thread: still usable for this request
+            return entry
         return entry
 
     def observe(self, loaded: LoadedModel, X: NDArray[Any], serving: bool) -> int | None:
