@@ -419,7 +419,7 @@ class ModelRegistry:
             return fresh[1]
         loaded = self._load_checked(name, version)
         if self.cache_size and self.recheck_seconds > 0:
-            if len(self._fresh) >= 4 * max(self.cache_size, 16):
+            if len(self._fresh) >= self.cache_size:  # never keep more models alive than the LRU holds
                 self._fresh.clear()
             self._fresh[ref] = (time.monotonic() + self.recheck_seconds, loaded)
         return loaded

@@ -93,11 +93,9 @@ def lbfgs(
             return v
         return (v.reshape(*v.shape[:-1], *shape) @ preconditioner).reshape(v.shape)
 
-    # The Hessian is about the mean p(1 - p) times the feature Gram, so P / curvature sizes a gradient step
-    # for the stop rule. The first step with a preconditioner takes P alone: from the prior at x0 the
-    # curvature only falls, and the longer step measured fewer iterations on the 200k-row benchmark.
-    gradient_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
-    initial_scale = gradient_scale if preconditioner is None else 1.0
+    # The Hessian is about the mean p(1 - p) times the (whitened) feature Gram, so P / curvature sizes both
+    # the first step and the gradient step of the stop rule.
+    gradient_scale = initial_scale = 1.0 / (loss.curvature_scale(x) + loss.l2)
     history = [f]
     pairs: deque[tuple[Array, Array]] = deque(
         ((s0, y0) for s0, y0 in curvature_pairs or [] if float(s0 @ y0) > 0), maxlen=memory
