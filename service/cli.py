@@ -68,7 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"LOGREG_{env}"] = str(value)
     settings = Settings()
-    prometheus_dir = _prepare_prometheus_dir(settings)
+    # One worker keeps its metrics in memory, where the series of versions it stops tracking can be
+    # dropped; several workers need the shared multi-process directory.
+    prometheus_dir = _prepare_prometheus_dir(settings) if settings.workers > 1 else None
     try:
         if args.demo or settings.demo:
             ensure_demo(ModelRegistry(settings.model_store))
@@ -82,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,  # the service logs each request itself, as one JSON line
         )
     finally:
-        if settings.prometheus_dir is None:  # our own temporary folder
+        if prometheus_dir is not None and settings.prometheus_dir is None:  # our own temporary folder
             shutil.rmtree(prometheus_dir, ignore_errors=True)
     return 0
 

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
         2_000_000, ge=1, description="Training sets with more rows x features run as background jobs by default."
     )
     prometheus_dir: Path | None = Field(
-        None, description="Directory for multi-process Prometheus metrics (made and emptied by `logreg serve`)."
+        None, description="Where several workers share Prometheus samples (made and emptied by `logreg serve`; "
+        "one worker keeps them in memory)."
     )
     drift_window_rows: int = Field(
         1000, ge=0, le=100_000, description="Recent predicted rows per model version in each worker's sliding "
