@@ -72,15 +72,19 @@ def error_response(
     return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
-def _validation_details(errors: list[dict[str, Any]], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    return [{"loc": [*prefix, *map(str, e.get("loc", ()))], "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+def status_of(exc: LogregError) -> int:
+    """The HTTP status of a domain error (400 when no class of ``ERROR_STATUS`` matches)."""
+    return next((status for cls, status in ERROR_STATUS if isinstance(exc, cls)), 400)
 
 
-def _summary(details: list[dict[str, Any]]) -> str:
+def validation_problems(errors: list[Any], prefix: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], str]:
+    """pydantic's errors as JSON-able details (``loc`` under ``prefix``) and a one-line summary of the first."""
+    details = [{"loc": [*prefix, *map(str, e.get("loc", ()))], "msg": e.get("msg"), "type": e.get("type")}
+               for e in errors]
     first = details[0] if details else {}
     where = ".".join(first.get("loc", [])) or "request"
     more = f" (and {len(details) - 1} more problem(s))" if len(details) > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"
+    return details, f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -94,20 +98,17 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, BusyError):
             headers = {"Retry-After": str(exc.retry_after)}
             return error_response(429, exc.kind, exc.message, exc.details, headers=headers)
-        for cls, status in ERROR_STATUS:
-            if isinstance(exc, cls):
-                return error_response(status, exc.kind, exc.message, exc.details)
-        return error_response(400, exc.kind, exc.message, exc.details)
+        return error_response(status_of(exc), exc.kind, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def request_validation(_: Request, exc: RequestValidationError) -> Response:
-        details = _validation_details(list(exc.errors()))
-        return error_response(422, "validation_error", _summary(details), details)
+        details, summary = validation_problems(list(exc.errors()))
+        return error_response(422, "validation_error", summary, details)
 
     @app.exception_handler(ValidationError)
     async def body_validation(_: Request, exc: ValidationError) -> Response:
-        details = _validation_details(exc.errors(include_url=False, include_input=False), ("body",))
-        return error_response(422, "validation_error", _summary(details), details)
+        details, summary = validation_problems(exc.errors(include_url=False, include_input=False), ("body",))
+        return error_response(422, "validation_error", summary, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -35,19 +35,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, operations
 from ..errors import (
-    ConflictError,
     IntegrityError,
     InvalidInputError,
     LimitExceededError,
     LogregError,
-    NotFoundError,
     RegistryUnavailableError,
 )
 from ..registry import LoadedModel
 from ..schemas import MODEL_NAME_PATTERN, Label
 from .bodies import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from .drift import observe_drift
-from .errors import ERROR_RESPONSES
+from .errors import ERROR_RESPONSES, status_of, validation_problems
 from .security import AuthError, ReadAccess
 
 V2_TAG = "open inference protocol (v2)"
@@ -167,11 +165,6 @@ class V2InferenceResponse(BaseModel):
 
 
 # -- V2 errors: `{"error": "..."}` from every route of the V2 router -------------------------------------
-_V2_STATUS: list[tuple[type[LogregError], int]] = [
-    (NotFoundError, 404), (ConflictError, 409), (IntegrityError, 409), (LimitExceededError, 413),
-    (InvalidInputError, 400), (RegistryUnavailableError, 503),
-]
-
 V2_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "model": V2Error}
     for status, text in (
@@ -190,24 +183,17 @@ def v2_error(status: int, message: str, headers: dict[str, str] | None = None) -
     return json_response({"error": message}, status_code=status, headers=headers)
 
 
-def _first_problem(errors: list[Any], prefix: str) -> str:
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ())) or prefix
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{where}: {first.get('msg', 'invalid')}{more}"
-
-
 def _as_v2_error(exc: Exception) -> Response | None:
     """The protocol's answer to an exception, or None to let the app's handlers deal with it."""
     if isinstance(exc, AuthError):
         return v2_error(exc.status, exc.message, headers={"WWW-Authenticate": "Bearer"})
-    if isinstance(exc, LogregError):
-        status = next((s for cls, s in _V2_STATUS if isinstance(exc, cls)), 400)
-        return v2_error(status, exc.message)
+    if isinstance(exc, LogregError):  # the app's statuses, but the protocol says 400 for invalid input
+        status = status_of(exc)
+        return v2_error(400 if status == 422 else status, exc.message)
     if isinstance(exc, RequestValidationError):
-        return v2_error(400, _first_problem(list(exc.errors()), "request"))
+        return v2_error(400, validation_problems(list(exc.errors()))[1])
     if isinstance(exc, ValidationError):
-        return v2_error(400, _first_problem(exc.errors(include_url=False, include_input=False), "body"))
+        return v2_error(400, validation_problems(exc.errors(include_url=False, include_input=False))[1])
     if isinstance(exc, StarletteHTTPException) and exc.status_code < 500:
         return v2_error(400 if exc.status_code == 422 else exc.status_code, str(exc.detail))
     return None  # e.g. the body-size limit's own signal, or a bug: the app answers it
