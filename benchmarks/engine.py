@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: make ``service``
 
 import sklearn  # noqa: E402
 import threadpoolctl  # noqa: E402
+from _common import cpu_model  # noqa: E402  (benchmarks/ is the script's own folder)
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression  # noqa: E402
@@ -328,23 +329,6 @@ def run_dataset(dataset: Dataset, repeats: int, solver: str) -> DatasetResult:
 
 
 # -- machine --------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    """Model name from /proc/cpuinfo, with family/model/clock when the name alone is vague."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or "unknown"
-    name = fields.get("model name", platform.processor() or "unknown")
-    extra = [f"family {fields['cpu family']}" if "cpu family" in fields else ""]
-    extra.append(f"model {fields['model']}" if "model" in fields else "")
-    extra.append(f"{float(fields['cpu MHz']):.0f} MHz" if "cpu MHz" in fields else "")
-    details = ", ".join(e for e in extra if e)
-    return f"{name} ({details})" if details else name
-
-
 def machine_info(threads: int) -> dict[str, Any]:
     blas = [
         f"{i.get('internal_api')} {i.get('version')} ({i.get('threading_layer', '-')}, "

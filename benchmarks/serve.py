@@ -51,7 +51,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 import orjson
+from _common import cpu_model, free_port, log_tail, service_revision  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
@@ -146,21 +146,12 @@ class Server:
     log_path: Path
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+        return log_tail(self.log_path, lines)
 
 
 def start_server(name: str, target: list[str], env: dict[str, str], log_dir: Path, ready_path: str) -> Server:
     """``python -m uvicorn <target> --workers 1`` on a free loopback port, returned once it answers."""
-    port = free_port()
+    port = free_port(HOST)
     log_path = log_dir / f"{name}.log"
     cmd = [sys.executable, "-m", "uvicorn", *target, "--host", HOST, "--port", str(port), "--workers", "1",
            "--log-level", "warning"]
@@ -470,16 +461,6 @@ EXPLAIN_HEADER = ["scenario", "metric", "ours", "ours ?explain=true", "explain/p
 
 
 # -- report -------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
     versions = {p: importlib.metadata.version(p) for p in ("fastapi", "pydantic", "uvicorn", "numpy", "orjson")}
     return {
@@ -492,18 +473,6 @@ def machine_info() -> dict[str, Any]:
         "load_average_1min_at_start": _loadavg(),
         "service_revision": service_revision(),
     }
-
-
-def service_revision() -> str:
-    """The commit the service was measured at, and whether ``service/`` had uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service"], cwd=ROOT, capture_output=True,
-                               text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return f"commit {head}" + (" + uncommitted changes in service/" if dirty else "")
 
 
 def _loadavg() -> float | None:

@@ -63,7 +63,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -76,6 +75,7 @@ from typing import Any
 import httpx
 import numpy as np
 import orjson
+from _common import cpu_model, free_port, log_tail, service_revision  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_PATH = ROOT / "examples" / "breast_cancer.csv"
@@ -170,21 +170,12 @@ class Server:
     prometheus_dir: Path
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+        return log_tail(self.log_path, lines)
 
 
 def start_server(workdir: Path, workers: int, timeout: float = 60.0) -> Server:
     """``python -m service serve`` in its own session on a free port; returned once /healthz answers 200."""
-    port = free_port()
+    port = free_port(HOST)
     store, prom, log_path = workdir / "model_store", workdir / "prometheus", workdir / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGREG_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -593,16 +584,6 @@ def registry_stats(store: Path) -> dict[str, Any]:
 
 
 # -- machine ------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
@@ -619,18 +600,6 @@ def machine_info() -> dict[str, Any]:
         "load_average": " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "-",
         "service_revision": service_revision(),
     }
-
-
-def service_revision() -> str:
-    """The commit measured, and whether ``service/`` had uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service"], cwd=ROOT, capture_output=True,
-                               text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return f"commit {head}" + (" + uncommitted changes in service/" if dirty else "")
 
 
 # -- results ------------------------------------------------------------------------------------------
