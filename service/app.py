@@ -22,6 +22,7 @@ from .api.bodies import DOCUMENTED_BODIES
 from .api.drift import DriftTracker
 from .api.drift import router as drift_router
 from .api.errors import install_error_handlers
+from .api.fastpath import ScoringFastPath
 from .api.limits import BodySizeLimit
 from .api.monitoring import Monitoring, RequestObserver, configure_logging, multiprocess_dir
 from .api.training import Trainer
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.drift = DriftTracker(monitoring, settings.drift_window_rows)
     app.state.trainer = trainer
     app.state.api_keys = [hashlib.sha256(k.encode()).digest() for k in keys]
+    # Innermost: the size limit, request ids, logs and metrics apply to it as to the routes.
+    app.add_middleware(ScoringFastPath, state=app.state, routes=prediction.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)

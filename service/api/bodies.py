@@ -28,7 +28,11 @@ BULK_FIELDS = ("features", "records", "labels")
 
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, or a 422 that says why it is not one."""
-    raw = await request.body()
+    return await parse_json_object(await request.body())
+
+
+async def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """``raw`` as a JSON object, or a 422 that says why it is not one."""
     if not raw:
         raise InvalidInputError("the request body is empty: send a JSON object")
     try:
@@ -54,7 +58,11 @@ CSV_BODY: dict[str, Any] = {
 
 def is_csv(request: Request) -> bool:
     """Whether the body is declared as CSV (``Content-Type: text/csv``, parameters such as charset allowed)."""
-    content_type = request.headers.get("content-type", "")
+    return is_csv_type(request.headers.get("content-type", ""))
+
+
+def is_csv_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` value names CSV."""
     return content_type.split(";", 1)[0].strip().lower() in CSV_MEDIA_TYPES
 
 
@@ -86,11 +94,16 @@ def validate_envelope(model: type[M], obj: dict[str, Any]) -> tuple[M, dict[str,
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize with orjson (numpy arrays included) straight into a response."""
     return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        json_bytes(payload),
         status_code=status_code,
         media_type="application/json",
         headers=headers,
     )
+
+
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as JSON; numpy arrays are written as nested lists."""
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def openapi_body(

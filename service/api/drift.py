@@ -2,7 +2,8 @@
 
 Each worker process keeps, per model version it serves, the version's training statistics as arrays
 and a sliding window of the decile bins of its most recent rows (:mod:`service.drift`). Scoring routes
-call :func:`observe_drift`; prediction traffic (not evaluation) feeds the window and the counters.
+record through :func:`service.api.scoring.observe`; prediction traffic (not evaluation) feeds the window
+and the counters.
 
 Prometheus, in multi-process mode: the out-of-range counters add up over workers; the PSI gauge is
 per worker window, and a scrape shows the highest PSI among live workers (``livemax``). A worker
@@ -178,14 +179,6 @@ class DriftTracker:
             },
             "training": metadata.get("feature_statistics"),
         }
-
-
-def observe_drift(request: Request, loaded: LoadedModel, X: NDArray[Any], serving: bool = True) -> None:
-    """The hook of the scoring routes: count out-of-range rows (answered in ``X-Out-Of-Range-Rows``)
-    and, for prediction traffic, feed the counters and the PSI window."""
-    rows = request.app.state.drift.observe(loaded, X, serving)
-    if rows is not None:
-        request.scope.setdefault("state", {})["out_of_range_rows"] = rows
 
 
 router = APIRouter(prefix="/models", tags=["registry"])

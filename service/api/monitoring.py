@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import numpy as np
@@ -149,7 +148,8 @@ class RequestObserver:
             return
         start = time.perf_counter()
         given = _header(scope, b"x-request-id")
-        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        # Else 32 random hex digits, like uuid4().hex at a quarter of its cost.
+        request_id = given if given and _REQUEST_ID.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 

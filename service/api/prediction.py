@@ -20,9 +20,9 @@ from ..schemas import (
     VersionRef,
 )
 from ..tuning import stored_calibration
+from . import scoring
 from .bodies import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
 from .deps import RegistryDep
-from .drift import observe_drift
 from .errors import ERROR_RESPONSES
 from .explaining import EXPLAIN_PARAMETER, explain_requested
 from .security import ReadAccess
@@ -54,39 +54,25 @@ async def _scoring_input(
 ) -> tuple[LoadedModel, Any, dict[str, Any], PredictRequest]:
     """Parse and check a scoring body and load its version: the shared first half of the scoring routes.
 
-    It reads the registry and settings from ``app.state`` rather than through dependencies: this is the
-    hot path, and every dependency costs FastAPI a resolution per request. Routes that take CSV pass the
-    ``(model, version)`` query parameters as ``csv_query``.
+    It reads the registry and settings from ``app.state`` rather than through dependencies: every
+    dependency costs FastAPI a resolution per request. Routes that take CSV pass the ``(model, version)``
+    query parameters as ``csv_query``.
     """
     state = request.app.state
-    csv_body = csv_query is not None and is_csv(request)
-    if csv_body:
-        assert csv_query is not None
+    if csv_query is not None and is_csv(request):
         if csv_query[0] is None:
             raise InvalidInputError("a text/csv body names its model in the query: `?model=NAME` (and "
                                     "optionally `&version=`)", {"field": "model"})
-        envelope, bulk = model.model_validate({"model": csv_query[0], "version": csv_query[1]}), {}
-    else:
-        if csv_query is not None and csv_query != (None, None):
-            raise InvalidInputError("the `model` and `version` query parameters go with a text/csv body; a JSON "
-                                    "body names them in its own `model` and `version` fields", {"field": "model"})
-        obj = await read_json_object(request)
-        envelope, bulk = validate_envelope(model, obj)
-    log_fields = request.scope.setdefault("state", {})
-    log_fields["model"] = envelope.model
-    loaded = state.registry.load(envelope.model, envelope.version)
-    log_fields["version"] = loaded.version
-    if csv_body:
-        X = await read_csv_matrix(request, loaded.metadata.get("feature_names"), state.settings.max_predict_rows)
-    else:
-        X = operations.input_matrix(
-            bulk.get("features"), bulk.get("records"), loaded.metadata.get("feature_names"),
-            state.settings.max_predict_rows,
-        )
-    log_fields["rows"] = int(X.shape[0])
-    state.monitoring.rows_observed(request.scope["path"], X.shape[0])
-    observe_drift(request, loaded, X, serving=model is not MetricsRequest)  # evaluation is not traffic
-    return loaded, X, bulk, envelope
+        envelope = model.model_validate({"model": csv_query[0], "version": csv_query[1]})
+        loaded = scoring.load_version(state, request.scope, envelope.model, envelope.version)
+        names = loaded.metadata.get("feature_names")
+        return loaded, await read_csv_matrix(request, names, state.settings.max_predict_rows), {}, envelope
+    if csv_query is not None and csv_query != (None, None):
+        raise InvalidInputError("the `model` and `version` query parameters go with a text/csv body; a JSON "
+                                "body names them in its own `model` and `version` fields", {"field": "model"})
+    envelope, bulk = validate_envelope(model, await read_json_object(request))
+    loaded = scoring.load_version(state, request.scope, envelope.model, envelope.version)
+    return loaded, scoring.json_rows(state, loaded, bulk), bulk, envelope
 
 
 @router.post(
@@ -101,15 +87,12 @@ async def _scoring_input(
 async def predict_proba(
     request: Request, model: CsvModelQuery = None, version: CsvVersionQuery = None
 ) -> Response:
+    explain = explain_requested(request)
     loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
-    proba = operations.predict_proba(loaded, X)
-    monitoring = request.app.state.monitoring
-    monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, proba.argmax(axis=1))
-    payload = {"model": loaded.name, "version": loaded.version, "classes": loaded.model.classes_.tolist(),
-               "probabilities": proba}
-    if explain_requested(request):  # flips at the stored threshold (0.5 unless set), /predict's default
+    payload = scoring.proba_answer(request.app.state, request.scope, loaded, X)
+    if explain:  # flips at the stored threshold (0.5 unless set), /predict's default
         t = operations.decision_threshold(loaded, None)
-        payload["explanations"] = explain_loaded(loaded, X, predicted_index(proba, t), t)
+        payload["explanations"] = explain_loaded(loaded, X, predicted_index(payload["probabilities"], t), t)
     return json_response(payload)
 
 
@@ -126,12 +109,11 @@ async def predict(
     request: Request, threshold: ThresholdQuery = None,
     model: CsvModelQuery = None, version: CsvVersionQuery = None,
 ) -> Response:
+    explain = explain_requested(request)
     loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
-    labels, used, index = operations.predict(loaded, X, threshold)
-    request.app.state.monitoring.observe_predictions(loaded.name, loaded.version, loaded.model.classes_, index)
-    payload = {"model": loaded.name, "version": loaded.version, "predictions": labels, "threshold": used}
-    if explain_requested(request):
-        payload["explanations"] = explain_loaded(loaded, X, index, used)
+    payload, index = scoring.labels_answer(request.app.state, request.scope, loaded, X, threshold)
+    if explain:
+        payload["explanations"] = explain_loaded(loaded, X, index, payload["threshold"])
     return json_response(payload)
 
 
@@ -148,7 +130,9 @@ async def predict(
 async def evaluate(request: Request) -> Response:
     loaded, X, bulk, envelope = await _scoring_input(request, MetricsRequest)
     assert isinstance(envelope, MetricsRequest)
-    return json_response(operations.evaluate(loaded, X, bulk.get("labels"), envelope.threshold))
+    answer = operations.evaluate(loaded, X, bulk.get("labels"), envelope.threshold)
+    scoring.observe(request.app.state, request.scope, loaded, X, None)  # evaluation is not traffic
+    return json_response(answer)
 
 
 @router.get(

@@ -41,10 +41,9 @@ from ..errors import (
     LogregError,
     RegistryUnavailableError,
 )
-from ..registry import LoadedModel
 from ..schemas import MODEL_NAME_PATTERN, Label
+from . import scoring
 from .bodies import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
-from .drift import observe_drift
 from .errors import ERROR_RESPONSES, status_of, validation_problems
 from .security import AuthError, ReadAccess
 
@@ -417,16 +416,6 @@ def _threshold_parameter(parameters: Parameters | None) -> float | None:
     return float(value)
 
 
-def _observe(request: Request, loaded: LoadedModel, X: NDArray[np.float64]) -> None:
-    """What every scoring route records: the log fields, the rows histogram and the drift window."""
-    state = request.scope.setdefault("state", {})
-    state["version"] = loaded.version
-    state["rows"] = int(X.shape[0])
-    route = request.scope.get("route")
-    request.app.state.monitoring.rows_observed(getattr(route, "path", request.scope["path"]), X.shape[0])
-    observe_drift(request, loaded, X)
-
-
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     app_state = request.app.state
     body, data = _parse_infer_request(await read_json_object(request))
@@ -436,10 +425,8 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     threshold = _threshold_parameter(body.parameters)
     if threshold is not None and "predict" not in wanted:
         raise InvalidInputError("parameter `threshold` applies to the `predict` output, which was not requested")
-    request.scope.setdefault("state", {})["model"] = name
-    loaded = app_state.registry.load(name, version)
+    loaded = scoring.load_version(app_state, request.scope, name, version)
     X = _v2_matrix(body.inputs, data, loaded.metadata["feature_names"], app_state.settings.max_predict_rows)
-    _observe(request, loaded, X)
     n, classes = X.shape[0], loaded.model.classes_
     outputs: dict[str, dict[str, Any]] = {}
     parameters: Parameters | None = None
@@ -454,7 +441,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
                               "data": labels}
         if used is not None:
             parameters = {"threshold": used}
-    app_state.monitoring.observe_predictions(loaded.name, loaded.version, classes, index)
+    scoring.observe(app_state, request.scope, loaded, X, index)
     response: dict[str, Any] = {
         "model_name": loaded.name,
         "model_version": str(loaded.version),
@@ -635,24 +622,18 @@ async def invocations(
                 {"field": "model"},
             )
         model = str(models[0]["name"])
-    request.scope.setdefault("state", {})["model"] = model
-    csv_body = is_csv(request)
-    obj = None if csv_body else await read_json_object(request)
-    loaded = app_state.registry.load(model, version)
+    obj = None if is_csv(request) else await read_json_object(request)
+    loaded = scoring.load_version(app_state, request.scope, model, version)
     names, max_rows = loaded.metadata["feature_names"], app_state.settings.max_predict_rows
     if obj is None:
         X = await read_csv_matrix(request, names, max_rows)
     else:
         X = _mlflow_matrix(obj, names, max_rows)
-    _observe(request, loaded, X)
-    classes = loaded.model.classes_
     if output == "predict_proba":
-        proba = operations.predict_proba(loaded, X)
-        app_state.monitoring.observe_predictions(loaded.name, loaded.version, classes, proba.argmax(axis=1))
+        proba = scoring.proba_answer(app_state, request.scope, loaded, X)["probabilities"]
         return json_response({"predictions": proba})
-    labels, _, index = operations.predict(loaded, X, threshold)
-    app_state.monitoring.observe_predictions(loaded.name, loaded.version, classes, index)
-    return json_response({"predictions": labels})
+    answer, _ = scoring.labels_answer(app_state, request.scope, loaded, X, threshold)
+    return json_response({"predictions": answer["predictions"]})
 
 
 class MlflowPing(BaseModel):

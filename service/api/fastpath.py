@@ -1,0 +1,124 @@
+"""The scoring fast path: plain JSON ``POST /predict_proba`` and ``POST /predict`` without the framework.
+
+Scoring one row costs the model about 15 µs; FastAPI's routing, dependency resolution and parameter
+validation around it cost several times that. This middleware answers the plain requests itself (a JSON
+body; no query, or only ``threshold`` on ``/predict``) through the same functions as the routes
+(:mod:`service.api.scoring`, :func:`~service.api.bodies.validate_envelope`), so both give the same
+answers and record the same metrics and logs. Everything else goes on to the routes, and so does any
+request it cannot answer (an error of any kind, a missing or wrong API key), with its body replayed:
+errors, CSV bodies, ``explain`` and the OpenAPI docs have one source, the routes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.datastructures import State
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..schemas import PredictRequest
+from . import scoring
+from .bodies import is_csv_type, json_bytes, parse_json_object, validate_envelope
+from .security import read_allowed
+
+#: The routes the fast path answers.
+FAST_PATHS = ("/predict_proba", "/predict")
+#: The one query it reads (on ``/predict``): a plain decimal; anything else is left to the route to validate.
+_THRESHOLD_QUERY = re.compile(rb"threshold=([01](?:\.[0-9]{1,32})?)")
+_JSON_HEADERS = (b"content-type", b"application/json")
+
+
+class ScoringFastPath:
+    """ASGI middleware: answer plain scoring requests directly; hand every other request to ``app``."""
+
+    def __init__(self, app: ASGIApp, state: State, routes: Sequence[BaseRoute]) -> None:
+        """``routes``: the scoring router's routes, as included in the app (without a prefix)."""
+        self.app = app
+        self.state = state
+        self.routes = {r.path: r for r in routes
+                       if isinstance(r, APIRoute) and r.path in FAST_PATHS and "POST" in r.methods}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        plain, threshold = _query(route, scope) if route is not None else (False, None)
+        if not plain or not self._plain_body(scope):
+            await self.app(scope, receive, send)
+            return
+        assert route is not None
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        try:
+            answer = await self._answer(scope, route, body, threshold)
+        except Exception:  # any failure: the route answers, in the service's error shape
+            await self.app(scope, _replay(body, receive), send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"%d" % len(answer)), _JSON_HEADERS]})
+        await send({"type": "http.response.body", "body": answer})
+
+    def _plain_body(self, scope: Scope) -> bool:
+        """A JSON body (any type but CSV, as the routes read it) from a client allowed to read."""
+        content_type = authorization = None
+        for key, value in scope["headers"]:
+            if key == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
+            elif key == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+        if content_type is not None and is_csv_type(content_type):
+            return False
+        return read_allowed(self.state, authorization)
+
+    async def _answer(self, scope: Scope, route: APIRoute, body: bytes, threshold: float | None) -> bytes:
+        state = self.state
+        scope["route"] = route  # as the router sets it: metrics are labelled by the route's path
+        envelope, bulk = validate_envelope(PredictRequest, await parse_json_object(body))
+        loaded = scoring.load_version(state, scope, envelope.model, envelope.version)
+        X = scoring.json_rows(state, loaded, bulk)
+        if route.path == "/predict":
+            payload: dict[str, Any] = scoring.labels_answer(state, scope, loaded, X, threshold)[0]
+        else:
+            payload = scoring.proba_answer(state, scope, loaded, X)
+        return json_bytes(payload)
+
+
+def _query(route: APIRoute, scope: Scope) -> tuple[bool, float | None]:
+    """Whether the query is one the fast path answers (none, or a plain ``threshold`` from 0 to 1 on
+    ``/predict``), and that threshold. Other parameters, and their errors, are left to the route."""
+    query: bytes = scope["query_string"]
+    if not query:
+        return True, None
+    match = _THRESHOLD_QUERY.fullmatch(query) if route.path == "/predict" else None
+    value = float(match.group(1)) if match is not None else math.nan
+    return (True, value) if 0.0 <= value <= 1.0 else (False, None)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body (``receive`` enforces the size limit); None when the client disconnects."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` again, then whatever the connection sends next."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
