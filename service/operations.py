@@ -449,9 +449,8 @@ def predict_proba(loaded: LoadedModel, X: NDArray[np.float64]) -> NDArray[np.flo
     _check_width(loaded, X)
     with np.errstate(over="ignore", invalid="ignore"):
         proba = loaded.model.predict_proba(X)
-    bad = ~np.isfinite(proba).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad).tolist()
+    if not np.isfinite(proba).all():
+        rows = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
         raise InvalidInputError(
             f"rows {_first(rows)} hold values too large for this model (the scores overflow)", {"rows": rows[:100]}
         )

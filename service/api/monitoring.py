@@ -71,6 +71,7 @@ class Monitoring:
         self.models_loaded = Gauge("logreg_models_loaded", "Model versions held in memory.", registry=r,
                                    multiprocess_mode="livesum")
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._class_children: dict[tuple[str, int], list[Any]] = {}  # the predictions' series, by class index
 
     def watch_registry(self, registry: ModelRegistry) -> None:
         """Count the registry's cache hits and loads as they happen (in every worker process)."""
@@ -86,10 +87,20 @@ class Monitoring:
 
     def observe_predictions(self, model: str, version: int, classes: Any, predicted: Any) -> None:
         """Count predicted rows per class; ``predicted`` holds indices into ``classes``."""
-        counts = np.bincount(np.asarray(predicted, dtype=np.intp), minlength=len(classes))
-        for label, n in zip(classes.tolist(), counts.tolist(), strict=True):
+        key = (model, version)  # a version's classes never change, and its number is never reused
+        children = self._class_children.get(key)
+        if children is None:
+            if len(self._class_children) > 10_000:  # as in _child: bounded in practice, never without end
+                self._class_children.clear()
+            children = self._class_children[key] = [
+                self._child(self.predictions, (model, str(version), str(label))) for label in classes.tolist()]
+        predicted = np.asarray(predicted, dtype=np.intp)
+        if predicted.shape[0] == 1:  # the common one-row request
+            children[predicted[0]].inc()
+            return
+        for child, n in zip(children, np.bincount(predicted, minlength=len(children)).tolist(), strict=True):
             if n:
-                self._child(self.predictions, (model, str(version), str(label))).inc(n)
+                child.inc(n)
 
     def rows_observed(self, route: str, rows: int) -> None:
         self._child(self.rows, (route,)).observe(rows)

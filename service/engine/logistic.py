@@ -480,14 +480,16 @@ def _inverse_gram(loss: LinearLoss) -> Array:
 
 
 def _binary_proba(z: Array) -> Array:
-    """``[sigmoid(-z), sigmoid(z)]`` from one exponential, each column exact even where the other is ~1."""
-    e = np.exp(-np.abs(z))
-    out = np.empty((z.shape[0], 2))
-    positive = z >= 0
-    out[:, 1] = np.where(positive, 1.0, e)
-    out[:, 0] = np.where(positive, e, 1.0)
-    out /= (1.0 + e)[:, None]
-    return out
+    """``[sigmoid(-z), sigmoid(z)]`` as ``1 / (1 + exp([z, -z]))``: every entry exact to a few ulps, tiny ones
+    too; where the exponential overflows, the entry is its exact limit 0 (without an overflow warning)."""
+    out = np.multiply(z[:, None], _SIGNS)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
+_SIGNS = np.array([1.0, -1.0])
 
 
 def stratified_split(
