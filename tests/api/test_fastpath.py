@@ -20,6 +20,7 @@ JSON = {"content-type": "application/json"}
 #: A query the fast path leaves to the route and that changes nothing in the answer.
 ROUTED = "explain=false"
 KEY = "fastpath-test-key-0123456789"
+ONE_ROW = b'{"model": "toy", "features": [[0, 1]]}'
 
 
 class Routes:
@@ -93,13 +94,13 @@ def test_the_app_serves_plain_requests_through_the_fast_path(served):
 @pytest.mark.parametrize(
     ("method", "target", "headers", "body"),
     [
-        ("POST", f"/predict_proba?{ROUTED}", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict_proba?explain=true", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict_proba?threshold=0.5", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict?threshold=2", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict?threshold=abc", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict?threshold=.5", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
-        ("POST", "/predict?threshold=0.5&threshold=0.6", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
+        ("POST", f"/predict_proba?{ROUTED}", JSON, ONE_ROW),
+        ("POST", "/predict_proba?explain=true", JSON, ONE_ROW),
+        ("POST", "/predict_proba?threshold=0.5", JSON, ONE_ROW),
+        ("POST", "/predict?threshold=2", JSON, ONE_ROW),
+        ("POST", "/predict?threshold=abc", JSON, ONE_ROW),
+        ("POST", "/predict?threshold=.5", JSON, ONE_ROW),
+        ("POST", "/predict?threshold=0.5&threshold=0.6", JSON, ONE_ROW),
         ("POST", "/predict?model=toy", {"content-type": "text/csv"}, b"a,b\n0,1\n"),
         ("POST", "/predict_proba", {"content-type": "text/csv; charset=utf-8"}, b"a,b\n0,1\n"),
         ("POST", "/predict_proba", JSON, b'{"model": "nope", "features": [[0, 1]]}'),
@@ -110,7 +111,7 @@ def test_the_app_serves_plain_requests_through_the_fast_path(served):
         ("POST", "/predict", JSON, b'{"model": "iris", "features": [[1, 2, 3, 4]], "x": 0}'),
         ("POST", "/metrics", JSON, b'{"model": "toy", "features": [[0, 1]], "labels": [0]}'),
         ("GET", "/predict_proba", {}, b""),
-        ("PUT", "/predict", JSON, b'{"model": "toy", "features": [[0, 1]]}'),
+        ("PUT", "/predict", JSON, ONE_ROW),
     ],
 )
 def test_every_other_request_reaches_the_routes_with_its_body(served, method, target, headers, body):
@@ -204,7 +205,7 @@ def test_api_keys_with_protected_reads(make_client: Callable[..., TestClient], a
     good = {**JSON, "authorization": f"Bearer {KEY}"}
     train = {"model": "toy", "features": [[0.0, 1.0], [3.0, 3.0]], "labels": [0, 1], "validation_fraction": 0}
     assert client.post("/train", json=train, headers=good).status_code == 201
-    content = b'{"model": "toy", "features": [[0, 1]]}'
+    content = ONE_ROW
     fast, routes = fast_path_over(client)
     assert fast.post("/predict_proba", content=content, headers=good).status_code == 200
     assert fast.post("/predict_proba", content=content, headers={**good, "authorization": f"bearer {KEY}"}
