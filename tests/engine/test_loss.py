@@ -1,7 +1,8 @@
 """Tests of ``service.engine._loss``: the gradient, Hessian-vector product and full Hessian of the penalized
 logistic objective against central finite differences, at seeded random points, for the binary (sigmoid)
 and multinomial (softmax) models, with and without the implicit standardization, sample weights, an
-intercept and an L2 term; plus the overflow-free scalar helpers.
+intercept and an L2 term; plus the overflow-free scalar helpers. Every test runs on both layouts of the
+data: the standardized, transposed copy of small data and the raw ``X`` of large data.
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ N_FEATURES = 4
 STEP = 1e-5  # central differences: truncation ~ STEP**2, round-off ~ 1e-16 / STEP; both far below ATOL
 ATOL = 1e-7
 RTOL = 1e-6
+
+
+@pytest.fixture(autouse=True, params=["copy", "raw"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``copy``: the loss keeps its own standardized, transposed copy (small data), also in single precision
+    even for these few rows; ``raw``: it works on X."""
+    monkeypatch.setattr(_loss, "_SINGLE_MIN_WORK", 0)
+    if request.param == "raw":
+        monkeypatch.setattr(_loss, "_DENSE_BYTES", -1)
+    return str(request.param)
 
 
 def make_loss(
@@ -114,7 +125,6 @@ def test_hessp_matches_finite_differences_of_the_gradient(
         return loss.loss_grad(x)[1]
 
     J = numeric_jacobian(grad, w)
-    loss.loss_grad(w)  # hessp reuses the probabilities of the last loss_grad at the same point
     product = loss.hessp(w)
     for _ in range(3):
         v = rng.normal(size=w.size)
@@ -172,7 +182,7 @@ def test_hessp_does_not_reuse_probabilities_from_another_point(n_classes: int) -
     v = np.random.default_rng(3).normal(size=w1.size)
     fresh = make_loss(n_classes, standardize=True, weighted=True, fit_intercept=True, l2=0.1)
     expected = fresh.hessp(w2)(v)
-    loss.loss_grad(w1)  # caches the probabilities at w1
+    loss.loss_grad(w1)  # nothing evaluated at w1 may leak into the operator at w2
     np.testing.assert_allclose(loss.hessp(w2)(v), expected, rtol=1e-13, atol=1e-15)
 
 
@@ -204,6 +214,35 @@ def test_loss_is_weighted_mean_log_loss_plus_l2_on_non_intercept_terms(n_classes
     logp = Z - np.logaddexp.reduce(Z, axis=1, keepdims=True)
     expected = -(loss.weights @ logp[np.arange(len(loss.y)), loss.y]) + 0.125 * np.sum(W[:, :-1] ** 2)
     assert loss.loss(w) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_single_precision_products_are_double_ones_rounded(layout: str, n_classes: int, fit_intercept: bool) -> None:
+    loss = make_loss(n_classes, standardize=True, weighted=True, fit_intercept=fit_intercept, l2=0.1)
+    assert loss.has_single == (layout == "copy")
+    if not loss.has_single:
+        return
+    w = random_point(loss)
+    Z = loss.logits(w)
+    Z32 = loss.logits(w, single=True)
+    assert Z32.dtype == np.float32
+    np.testing.assert_allclose(Z32, Z, rtol=1e-5, atol=1e-5 * np.abs(Z).max())
+    _, Q = loss.value(w, Z)
+    g = loss.gradient(w, Q)
+    g32 = loss.gradient(w, Q, single=True)
+    assert g32.dtype == np.float64
+    np.testing.assert_allclose(g32, g, rtol=1e-5, atol=1e-6 * np.abs(g).max())
+    if not fit_intercept:
+        assert np.all(g32.reshape(loss.k, -1)[:, -1] == 0.0)
+
+
+def test_no_single_precision_copy_of_huge_features_or_of_tiny_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    loss = make_loss(2, standardize=False, weighted=False, fit_intercept=True, l2=0.1)
+    huge = LinearLoss(loss.X * 1e7, loss.y, loss.weights, None, None, 2, l2=0.1)
+    assert not huge.has_single
+    monkeypatch.setattr(_loss, "_SINGLE_MIN_WORK", 10**9)
+    assert not make_loss(2, standardize=False, weighted=False, fit_intercept=True, l2=0.1).has_single
 
 
 def test_subset_renormalizes_the_weights() -> None:
