@@ -313,6 +313,7 @@
     renderCoefficients();
     renderLoss();
     renderTryIt();
+    loadDrift(token);
     setMessage($("threshold-message"), "");
     $("explorer").dataset.ready = "false";
     renderExplorerLoading();
@@ -339,6 +340,56 @@
     const main = $("main");
     main.dataset.selections = String(Number(main.dataset.selections || 0) + 1);
     main.dataset.selected = `${name}@${card.version}`;
+  }
+
+  // ------------------------------------------------------------------ drift
+
+  const PSI_STATUS = [[0.25, "significant", "bad"], [0.1, "moderate", "warn"], [0, "stable", "good"]];
+
+  /** Fetch and show the selected version's drift, unless another version was selected meanwhile. */
+  async function loadDrift(token = state.token) {
+    const name = state.model;
+    const version = state.version;
+    setMessage($("drift-summary"), `Loading drift of ${name} version ${version}…`, "busy");
+    let report;
+    try {
+      ({ data: report } = await api("GET", `${versionPath(name, version)}/drift`));
+    } catch (err) {
+      if (token !== state.token) return;
+      $("drift-box").hidden = true;
+      setMessage($("drift-summary"), describeError(err), err instanceof ApiError && err.status === 404 ? "warn" : "error");
+      return;
+    }
+    if (token !== state.token) return;
+    renderDrift(report);
+  }
+
+  function renderDrift(report) {
+    const names = Object.keys(report.psi);
+    const stats = new Map(((report.training && report.training.features) || []).map((f) => [f.name, f]));
+    const psi = (n) => (typeof report.psi[n] === "number" ? report.psi[n] : -1);
+    names.sort((a, b) => psi(b) - psi(a) || (a < b ? -1 : a > b ? 1 : 0));
+    const rows = names.map((n) => {
+      const value = report.psi[n];
+      const status = typeof value === "number" ? PSI_STATUS.find(([at]) => value >= at) : null;
+      const stat = stats.get(n);
+      const range = stat ? `${fmt.sig(stat.min)} to ${fmt.sig(stat.max)}` : "–";
+      return el("tr", { dataset: { feature: n } },
+        el("th", { scope: "row", text: n }),
+        el("td", { className: "num psi", text: typeof value === "number" ? fmt.sig(value, 3) : "–",
+          dataset: { value: typeof value === "number" ? String(value) : "" } }),
+        el("td", {}, status ? el("span", { className: `badge ${status[2]}`, text: status[1] }) : "no rows yet"),
+        el("td", { className: "num", text: fmt.int(report.out_of_range.values[n] ?? 0) }),
+        el("td", { text: range }));
+    });
+    $("drift-table").tBodies[0].replaceChildren(...rows);
+    $("drift-box").hidden = false;
+    const drifted = report.drifted_features.length;
+    const summary = `Worker ${report.pid}: ${fmt.int(report.rows_seen)} rows scored, ${fmt.int(report.window_rows)} `
+      + `in its window of ${fmt.int(report.window_size)}; ${fmt.int(report.out_of_range.rows)} with a value outside `
+      + `the training range; ${drifted === 0 ? "no feature" : `${drifted} feature${drifted === 1 ? "" : "s"}`} `
+      + "with significant drift.";
+    setMessage($("drift-summary"), summary, drifted > 0 ? "warn" : "ok");
   }
 
   // ------------------------------------------------------------------ model card
@@ -1508,6 +1559,7 @@
         onThresholdInput();
       }
     });
+    $("drift-refresh").addEventListener("click", guarded(() => loadDrift(), $("drift-summary")));
     $("threshold-best").addEventListener("click", () => {
       if (state.validation && state.validation.best) applyThreshold(state.validation.best.threshold, null);
     });

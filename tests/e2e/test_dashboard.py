@@ -304,6 +304,34 @@ def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Clie
         press(page, "End")
         expect(page.get_by_test_id("predict-class")).to_have_text("malignant" if p >= 1 else "benign")
 
+        # Drift: after rows that shift one feature outside its training range, the panel shows what
+        # GET .../drift says (one worker, so both see the same window), largest PSI first.
+        shifted = [[v * 3.0 if j == 0 else v for j, v in enumerate(row)] for row in features]
+        rows = {"model": DEMO, "version": 1, "features": features + shifted}
+        api.post("/predict_proba", json=rows).raise_for_status()
+        page.get_by_test_id("drift-refresh").click()
+        drift = api.get(f"/models/{DEMO}/versions/1/drift").raise_for_status().json()
+        summary = page.get_by_test_id("drift-summary")
+        expect(summary).to_contain_text(f"{drift['rows_seen']:,} rows scored")
+        expect(summary).to_contain_text(f"{drift['out_of_range']['rows']:,} with a value outside the training range")
+        shown = page.eval_on_selector_all(
+            "#drift-table tbody tr",
+            "rows => rows.map((r) => [r.dataset.feature, r.querySelector('td.psi').dataset.value,"
+            " r.cells[2].textContent, r.cells[3].textContent])",
+        )
+        psi = drift["psi"]
+        assert [row[0] for row in shown] == sorted(names, key=lambda n: (-psi[n], n))
+        for feature, value, status, out_of_range in shown:
+            assert float(value) == psi[feature]
+            assert status == ("significant" if psi[feature] >= 0.25 else "moderate" if psi[feature] >= 0.1
+                              else "stable")
+            assert int(out_of_range.replace(",", "")) == drift["out_of_range"]["values"][feature]
+        assert shown[0][0] == names[0] and shown[0][2] == "significant"
+        drifted = len(drift["drifted_features"])
+        assert names[0] in drift["drifted_features"]
+        expect(summary).to_contain_text(f"{drifted} feature{'' if drifted == 1 else 's'} with significant drift")
+        page.get_by_test_id("drift").screenshot(path=ARTIFACTS / "drift.png")
+
         # Train from a CSV: an incompatible solver and penalty shows the server's 422 message, then it trains.
         page.get_by_label("CSV file").set_input_files(EXAMPLE_CSV)
         target = page.get_by_label("Target column")
