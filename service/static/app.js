@@ -314,6 +314,7 @@
     renderLoss();
     renderTryIt();
     loadDrift(token);
+    loadCalibration(token);
     setMessage($("threshold-message"), "");
     $("explorer").dataset.ready = "false";
     renderExplorerLoading();
@@ -340,6 +341,91 @@
     const main = $("main");
     main.dataset.selections = String(Number(main.dataset.selections || 0) + 1);
     main.dataset.selected = `${name}@${card.version}`;
+  }
+
+  // ------------------------------------------------------------------ calibration
+
+  /** Fetch and show the calibration of the selected version's validation rows (from GET /metrics). */
+  async function loadCalibration(token = state.token) {
+    const name = state.model;
+    const version = state.version;
+    $("calibration-facts").replaceChildren();
+    setMessage($("calibration-message"), "Loading calibration…", "busy");
+    let stored;
+    try {
+      ({ data: stored } = await api("GET", `/metrics?model=${enc(name)}&version=${enc(String(version))}`));
+    } catch (err) {
+      if (token === state.token) setMessage($("calibration-message"), describeError(err), "error");
+      return;
+    }
+    if (token !== state.token) return;
+    renderCalibration(stored.calibration, stored.calibration_step);
+  }
+
+  function renderCalibration(report, step) {
+    const facts = $("calibration-facts");
+    $("calibration-box").hidden = !report;
+    if (!report) {
+      destroyChart("calibration-chart");
+      setMessage($("calibration-message"),
+        "This version was trained without a validation split (validation_fraction 0): nothing to measure.", "warn");
+      return;
+    }
+    const topLabel = report.kind === "top_label";
+    fact(facts, "Validation rows", fmt.int(report.n_samples));
+    fact(facts, "Brier score", fmt.sig(report.brier, 3), { "data-testid": "calibration-brier", "data-value": String(report.brier) });
+    fact(facts, "Expected calibration error", fmt.sig(report.ece, 3),
+      { "data-testid": "calibration-ece", "data-value": String(report.ece) });
+    if (step) {
+      fact(facts, "Calibrated at training", `${step.method}: ECE ${fmt.sig(step.before.ece, 3)} before, `
+        + `${fmt.sig(step.after_cross_fitted ? step.after_cross_fitted.ece : step.after.ece, 3)} after`,
+      { "data-testid": "calibration-step" });
+    }
+    setMessage($("calibration-message"), "");
+    const points = report.bins.filter((b) => b.count > 0)
+      .map((b) => ({ x: b.mean_predicted, y: b.fraction_positive, count: b.count }));
+    const largest = Math.max(1, ...points.map((p) => p.count));
+    makeChart("calibration-chart", {
+      type: "scatter",
+      data: {
+        datasets: [
+          {
+            label: topLabel ? "top class came true" : "truly positive",
+            data: points,
+            showLine: true,
+            borderColor: COLORS.accent,
+            backgroundColor: COLORS.accent,
+            pointRadius: points.map((p) => 3 + 6 * Math.sqrt(p.count / largest)),
+          },
+          {
+            label: "perfect calibration",
+            data: [{ x: 0, y: 0 }, { x: 1, y: 1 }],
+            showLine: true,
+            borderColor: COLORS.muted,
+            borderDash: [6, 4],
+            pointRadius: 0,
+          },
+        ],
+      },
+      options: baseOptions({
+        parsing: false,
+        plugins: {
+          legend: { display: true, position: "bottom" },
+          tooltip: {
+            filter: (item) => item.datasetIndex === 0,
+            callbacks: {
+              label: (ctx) => `mean prediction ${fmt.prob(ctx.raw.x)}, came true ${fmt.prob(ctx.raw.y)} (${fmt.int(ctx.raw.count)} rows)`,
+            },
+          },
+        },
+        scales: {
+          x: { type: "linear", min: 0, max: 1, grid: { color: COLORS.grid },
+            title: { display: true, text: topLabel ? "mean top probability" : "mean predicted P(positive)" } },
+          y: { type: "linear", min: 0, max: 1, grid: { color: COLORS.grid },
+            title: { display: true, text: topLabel ? "share correct" : "share positive" } },
+        },
+      }),
+    });
   }
 
   // ------------------------------------------------------------------ drift

@@ -224,6 +224,21 @@ def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Clie
         assert_every_control_labelled(page)
         page.screenshot(path=ARTIFACTS / "desktop-top.png")
 
+        # Calibration: Brier, ECE and the reliability diagram's points are those of GET /metrics.
+        calibration = api.get("/metrics", params={"model": DEMO, "version": 1}).raise_for_status().json()["calibration"]
+        expect(page.get_by_test_id("calibration-ece")).to_be_visible()
+        for key in ("ece", "brier"):
+            shown_value = page.get_by_test_id(f"calibration-{key}").get_attribute("data-value")
+            assert float(shown_value or "nan") == calibration[key]
+        points = page.evaluate(
+            "() => Chart.getChart(document.getElementById('calibration-chart')).data.datasets[0].data"
+            ".map((p) => [p.x, p.y, p.count])"
+        )
+        assert points == [[b["mean_predicted"], b["fraction_positive"], b["count"]]
+                          for b in calibration["bins"] if b["count"] > 0]
+        assert len(points) >= 3
+        page.get_by_test_id("calibration").screenshot(path=ARTIFACTS / "calibration.png")
+
         # Threshold explorer: the stored default (none: 0.5) first, then three thresholds set with the keyboard.
         expect(page.get_by_test_id("threshold-value")).to_have_attribute("data-threshold", "0.5")
         assert_matches_metrics(page, api, features, labels, 0.5)
@@ -358,6 +373,20 @@ def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Clie
         trained = api.get("/models/bc-dashboard/versions/1").raise_for_status().json()
         assert trained["params"]["solver"] == "proximal" and trained["params"]["penalty"] == "l1"
         assert trained["tags"] == {"source": EXAMPLE_CSV.name}
+
+        # A version calibrated at training shows the calibration error before and after.
+        with EXAMPLE_CSV.open("rb") as fh:
+            api.post("/train", files={"file": (EXAMPLE_CSV.name, fh, "text/csv")},
+                     data={"model": "bc-calibrated", "target": "diagnosis", "calibration": "platt"},
+                     headers={"Authorization": f"Bearer {API_KEY}"}).raise_for_status()
+        step = api.get("/metrics", params={"model": "bc-calibrated"}).raise_for_status().json()["calibration_step"]
+        page.get_by_role("button", name="Reload the model list").click()
+        before = selections(page)
+        page.get_by_test_id("version-bc-calibrated-1").click()
+        wait_for_selection(page, before, "bc-calibrated@1")
+        expect(page.get_by_test_id("calibration-step")).to_have_text(
+            re.compile(rf"platt: ECE {step['before']['ece']:.3g} before, {step['after_cross_fitted']['ece']:.3g} after")
+        )
 
         # Aliases show in the list (after Reload) and on the card. Back to the demo model: charts are rebuilt,
         # and the stored threshold is where the explorer starts.
