@@ -87,18 +87,29 @@ def validation_problems(errors: list[Any], prefix: tuple[str, ...] = ()) -> tupl
     return details, f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+def domain_error_response(exc: LogregError) -> Response:
+    """The answer to a domain error (also given by the scoring fast path, which has no handlers)."""
+    if isinstance(exc, AuthError):
+        kind = "unauthorized" if exc.status == 401 else "forbidden"
+        return error_response(exc.status, kind, exc.message, headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, BusyError):
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(429, exc.kind, exc.message, exc.details, headers=headers)
+    return error_response(status_of(exc), exc.kind, exc.message, exc.details)
+
+
+def body_validation_response(exc: ValidationError) -> Response:
+    """The answer to a body that failed its pydantic model (as for :func:`domain_error_response`)."""
+    details, summary = validation_problems(exc.errors(include_url=False, include_input=False), ("body",))
+    return error_response(422, "validation_error", summary, details)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so no error leaves the app in any other shape."""
 
     @app.exception_handler(LogregError)
     async def domain_error(_: Request, exc: LogregError) -> Response:
-        if isinstance(exc, AuthError):
-            kind = "unauthorized" if exc.status == 401 else "forbidden"
-            return error_response(exc.status, kind, exc.message, headers={"WWW-Authenticate": "Bearer"})
-        if isinstance(exc, BusyError):
-            headers = {"Retry-After": str(exc.retry_after)}
-            return error_response(429, exc.kind, exc.message, exc.details, headers=headers)
-        return error_response(status_of(exc), exc.kind, exc.message, exc.details)
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def request_validation(_: Request, exc: RequestValidationError) -> Response:
@@ -107,8 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ValidationError)
     async def body_validation(_: Request, exc: ValidationError) -> Response:
-        details, summary = validation_problems(exc.errors(include_url=False, include_input=False), ("body",))
-        return error_response(422, "validation_error", summary, details)
+        return body_validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:

@@ -3,10 +3,11 @@
 Scoring one row costs the model about 15 µs; FastAPI's routing, dependency resolution and parameter
 validation around it cost several times that. This middleware answers the plain requests itself (a JSON
 body; no query, or only ``threshold`` on ``/predict``) through the same functions as the routes
-(:mod:`service.api.scoring`, :func:`~service.api.bodies.validate_envelope`), so both give the same
-answers and record the same metrics and logs. Everything else goes on to the routes, and so does any
-request it cannot answer (an error of any kind, a missing or wrong API key), with its body replayed:
-errors, CSV bodies, ``explain`` and the OpenAPI docs have one source, the routes.
+(:mod:`service.api.scoring`, :func:`~service.api.bodies.validate_envelope`), checking in the same
+order, so both give the same answers, record the same metrics and logs, and fail with the same errors
+(made by the same functions as the routes' error handlers). Everything else goes on to the routes: CSV
+bodies, ``explain`` and other queries, a missing or wrong API key, and any unexpected failure, with the
+body replayed.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.datastructures import State
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import LogregError
 from ..schemas import PredictRequest
 from . import scoring
 from .bodies import is_csv_type, json_bytes, parse_json_object, validate_envelope
+from .errors import body_validation_response, domain_error_response
 from .security import read_allowed
 
 #: The routes the fast path answers.
@@ -50,17 +55,27 @@ class ScoringFastPath:
             await self.app(scope, receive, send)
             return
         assert route is not None
+        scope["route"] = route  # as the router sets it: metrics are labelled by the route's path
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
+        error: Response | None = None
         try:
             answer = await self._answer(scope, route, body, threshold)
-        except Exception:  # any failure: the route answers, in the service's error shape
+        except LogregError as exc:  # the answer the route's error handlers give: it checks in the same order
+            error = domain_error_response(exc)
+        except ValidationError as exc:
+            error = body_validation_response(exc)
+        except Exception:  # anything else (a bug): the route answers, in the service's error shape
+            answer = None
+        if error is not None:
+            await error(scope, receive, send)
+        elif answer is None:  # outside the handler, so the first attempt's frames (and its rows) are freed
             await self.app(scope, _replay(body, receive), send)
-            return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"%d" % len(answer)), _JSON_HEADERS]})
-        await send({"type": "http.response.body", "body": answer})
+        else:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"%d" % len(answer)), _JSON_HEADERS]})
+            await send({"type": "http.response.body", "body": answer})
 
     def _plain_body(self, scope: Scope) -> bool:
         """A JSON body (any type but CSV, as the routes read it) from a client allowed to read."""
@@ -76,7 +91,6 @@ class ScoringFastPath:
 
     async def _answer(self, scope: Scope, route: APIRoute, body: bytes, threshold: float | None) -> bytes:
         state = self.state
-        scope["route"] = route  # as the router sets it: metrics are labelled by the route's path
         envelope, bulk = validate_envelope(PredictRequest, await parse_json_object(body))
         loaded = scoring.load_version(state, scope, envelope.model, envelope.version)
         X = scoring.json_rows(state, loaded, bulk)

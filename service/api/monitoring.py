@@ -71,7 +71,8 @@ class Monitoring:
         self.models_loaded = Gauge("logreg_models_loaded", "Model versions held in memory.", registry=r,
                                    multiprocess_mode="livesum")
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._class_children: dict[tuple[str, int], list[Any]] = {}  # the predictions' series, by class index
+        #: The predictions' series of a version by class index, with the classes array they were made for.
+        self._class_children: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
 
     def watch_registry(self, registry: ModelRegistry) -> None:
         """Count the registry's cache hits and loads as they happen (in every worker process)."""
@@ -87,13 +88,14 @@ class Monitoring:
 
     def observe_predictions(self, model: str, version: int, classes: Any, predicted: Any) -> None:
         """Count predicted rows per class; ``predicted`` holds indices into ``classes``."""
-        key = (model, version)  # a version's classes never change, and its number is never reused
-        children = self._class_children.get(key)
-        if children is None:
+        key = (model, version)
+        entry = self._class_children.get(key)
+        if entry is None or entry[0] is not classes:  # new, reloaded, or a number reused for another version
             if len(self._class_children) > 10_000:  # as in _child: bounded in practice, never without end
                 self._class_children.clear()
-            children = self._class_children[key] = [
-                self._child(self.predictions, (model, str(version), str(label))) for label in classes.tolist()]
+            entry = self._class_children[key] = (classes, [
+                self._child(self.predictions, (model, str(version), str(label))) for label in classes.tolist()])
+        children = entry[1]
         predicted = np.asarray(predicted, dtype=np.intp)
         if predicted.shape[0] == 1:  # the common one-row request
             children[predicted[0]].inc()

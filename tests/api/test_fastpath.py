@@ -103,12 +103,6 @@ def test_the_app_serves_plain_requests_through_the_fast_path(served):
         ("POST", "/predict?threshold=0.5&threshold=0.6", JSON, ONE_ROW),
         ("POST", "/predict?model=toy", {"content-type": "text/csv"}, b"a,b\n0,1\n"),
         ("POST", "/predict_proba", {"content-type": "text/csv; charset=utf-8"}, b"a,b\n0,1\n"),
-        ("POST", "/predict_proba", JSON, b'{"model": "nope", "features": [[0, 1]]}'),
-        ("POST", "/predict_proba", JSON, b'{"model": "toy", "features": [[0, 1, 2]]}'),
-        ("POST", "/predict_proba", JSON, b'{"model": "toy", "features": [[0, 1]], "extra": 1}'),
-        ("POST", "/predict_proba", JSON, b'{"model": "toy", "features": [[0, 1]'),
-        ("POST", "/predict_proba", JSON, b""),
-        ("POST", "/predict", JSON, b'{"model": "iris", "features": [[1, 2, 3, 4]], "x": 0}'),
         ("POST", "/metrics", JSON, b'{"model": "toy", "features": [[0, 1]], "labels": [0]}'),
         ("GET", "/predict_proba", {}, b""),
         ("PUT", "/predict", JSON, ONE_ROW),
@@ -122,16 +116,34 @@ def test_every_other_request_reaches_the_routes_with_its_body(served, method, ta
     assert routes.seen == [(method, path, query.encode(), body)]
 
 
-def test_errors_are_the_routes_errors(served, api_error):
-    """Through the whole app: a request the fast path fails on gets the route's error, once."""
-    for content, status in ((b'{"model": "nope", "features": [[0, 1]]}', 404),
-                            (b'{"model": "toy", "features": [[0, 1, 2]]}', 422),
-                            (b'{"model": "toy", "features": [[0, 1]], "extra": 1}', 422),
-                            (b'{"model": "toy"', 422)):
-        mine = served.client.post("/predict_proba", content=content, headers=JSON)
-        theirs = served.client.post(f"/predict_proba?{ROUTED}", content=content, headers=JSON)
-        api_error(mine, status)
-        assert mine.content == theirs.content
+@pytest.mark.parametrize(
+    ("path", "content", "status"),
+    [
+        ("/predict_proba", b'{"model": "nope", "features": [[0, 1]]}', 404),
+        ("/predict_proba", b'{"model": "toy", "version": 7, "features": [[0, 1]]}', 404),
+        ("/predict_proba", b'{"model": "toy", "features": [[0, 1, 2]]}', 422),
+        ("/predict_proba", b'{"model": "toy", "features": [[0, "x"]]}', 422),
+        ("/predict_proba", b'{"model": "toy", "features": [[0, 1]], "extra": 1}', 422),
+        ("/predict_proba", b'{"model": "Not A Name!", "features": [[0, 1]]}', 422),
+        ("/predict_proba", b'{"model": "toy", "features": [[0, 1]], "records": [{"a": 0, "b": 1}]}', 422),
+        ("/predict_proba", b'{"model": "toy"', 422),
+        ("/predict_proba", b"[1, 2]", 422),
+        ("/predict_proba", b"", 422),
+        ("/predict", b'{"model": "iris", "features": [[1, 2, 3, 4]], "x": 0}', 422),
+        ("/predict", b'{"model": "toy", "records": [{"a": 1}]}', 422),
+        ("/predict?threshold=0.5", b'{"model": "iris", "features": [[1, 2, 3, 4]]}', 422),
+    ],
+)
+def test_failures_get_the_routes_answer_without_reaching_them(served, api_error, path, content, status):
+    fast, routes = fast_path_over(served.client)
+    mine = fast.post(path, content=content, headers=JSON)
+    separator = "&" if "?" in path else "?"
+    theirs = served.client.post(f"{path}{separator}{ROUTED}", content=content, headers=JSON)
+    api_error(theirs, status)
+    assert (mine.status_code, mine.content) == (theirs.status_code, theirs.content)
+    assert mine.headers["content-type"] == theirs.headers["content-type"]
+    assert routes.seen == []
+    api_error(served.client.post(path, content=content, headers=JSON), status)  # and through the whole app
 
 
 def test_a_body_in_several_chunks(served):
@@ -218,3 +230,33 @@ def test_api_keys_with_protected_reads(make_client: Callable[..., TestClient], a
     api_error(client.post("/predict_proba", content=content, headers=JSON), 401)
     api_error(client.post("/predict_proba", content=content, headers={**JSON, "authorization": "Bearer wrong"}), 403)
     assert client.post("/predict_proba", content=content, headers=good).status_code == 200
+
+
+def test_a_streamed_body_over_the_limit_is_counted_on_its_route(make_client: Callable[..., TestClient], monkeypatch):
+    """The 413 of a body without Content-Length, refused while the fast path reads it, is labelled by route."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    client = make_client(max_body_bytes=4096, log_level="warning")
+    content = orjson.dumps({"model": "toy", "features": [[0.5, 0.25]] * 1000})
+    sent: list[Message] = []
+
+    async def run() -> None:
+        pieces = [content[i : i + 1024] for i in range(0, len(content), 1024)]
+        queue = [{"type": "http.request", "body": p, "more_body": True} for p in pieces]
+
+        async def receive() -> Message:
+            return queue.pop(0)
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/predict_proba", "raw_path": b"/predict_proba", "root_path": "",
+                 "query_string": b"", "headers": [(b"content-type", b"application/json")],
+                 "client": ("127.0.0.1", 1), "server": ("test", 80), "state": {}}
+        await client.app(scope, receive, send)
+
+    asyncio.run(run())
+    assert sent[0]["status"] == 413
+    s = scrape(client)
+    assert total(s, "logreg_http_requests_total", route="/predict_proba", status="413") == 1
+    assert total(s, "logreg_http_requests_total", route="unmatched") == 0

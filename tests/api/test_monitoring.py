@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.monitoring import JsonFormatter
+from service.api.monitoring import JsonFormatter, Monitoring
 from service.app import create_app
 from service.settings import Settings
 
@@ -353,3 +354,18 @@ def test_error_log_carries_the_traceback_as_json(logged, tmp_path, monkeypatch):
     entry = json.loads(JsonFormatter().format(errors[0]))
     assert "kaboom" in entry["exception"]
     assert [a["status"] for a in handler.access() if a["request_id"] == "err-1"] == [500]
+
+
+def test_predicted_classes_follow_the_classes_of_the_version_served():
+    """A version number seen again with other classes (its model was removed and trained anew) counts its
+    predictions under its own labels."""
+    monitoring = Monitoring()
+    monitoring.observe_predictions("m", 1, np.array([0, 1]), np.array([1]))
+    monitoring.observe_predictions("m", 1, np.array(["a", "b", "c"]), np.array([2, 2, 0]))
+    text = monitoring.exposition().decode()
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert value(samples, "logreg_predictions_total", predicted_class="1") == 1
+    assert value(samples, "logreg_predictions_total", predicted_class="c") == 2
+    assert value(samples, "logreg_predictions_total", predicted_class="a") == 1
+    assert value(samples, "logreg_predictions_total") == 4
