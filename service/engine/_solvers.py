@@ -227,14 +227,19 @@ def lbfgs(
             pairs.append(s0, y0)
     n_iter = 0
     converged = False
+    f_scale = abs(f)  # single precision ends on a decrease small next to the start, not to a tiny f near 0
+    exact_f = f  # the objective at the last exact logits
     while True:
         q = -pairs.times(g, initial_scale)
         if single:
-            near = _small_enough(f, g, q, max(tol, _SINGLE_UNTIL))
+            near = _small_enough(max(abs(f), f_scale), g, q, max(tol, _SINGLE_UNTIL))
             if near or n_iter - exact_at >= _SINGLE_RESYNC:
-                single, exact_at = not near, n_iter
                 Z, f, g = _evaluate(loss, x)  # exact logits: those of single-precision steps drift
                 history[-1] = f
+                # Leave single precision near the optimum, and when its last steps gained next to nothing:
+                # then its rounding, not the problem, limits the progress.
+                stalled = exact_f - f <= _SINGLE_UNTIL * max(abs(f), f_scale) * (n_iter - exact_at)
+                single, exact_at, exact_f = not (near or stalled), n_iter, f
                 continue
         # Both the quasi-Newton step and a plain scaled gradient step must predict a small decrease: on badly
         # scaled features the limited memory alone can underestimate the distance to the optimum.
@@ -244,14 +249,14 @@ def lbfgs(
         if n_iter >= max_iter:
             break
         found = _line_search(loss, x, f, g, Z, q, single)
+        if found is None and single:  # the rounding may hide the decrease: look again in double precision
+            single, exact_at = False, n_iter
+            Z, f, g = _evaluate(loss, x)
+            history[-1] = exact_f = f
+            continue
         if found is None and pairs.count:  # the memory went stale: restart from a scaled gradient step
             pairs.clear()
             found = _line_search(loss, x, f, g, Z, -initial_scale * pairs.precondition(g), single)
-        if found is None and single:  # the rounding may hide the decrease: look again in double precision
-            single = False
-            Z, f, g = _evaluate(loss, x)
-            history[-1] = f
-            continue
         if found is None:
             break
         x_new, Z, f, Q = found
@@ -264,7 +269,11 @@ def lbfgs(
         n_iter += 1
         history.append(f)
         if callback is not None and callback(n_iter, f):
+            if single:
+                history[-1] = loss.loss(x)
             return SolverResult(x, n_iter, False, history, stopped=True)
+    if single:  # out of iterations in single precision: report the exact objective at the coefficients
+        history[-1] = loss.loss(x)
     return SolverResult(x, n_iter, converged, history, curvature_pairs=pairs.pairs())
 
 

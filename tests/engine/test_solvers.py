@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_digits, make_classification
 
 from service.engine import LogisticRegression, _loss, _solvers, logistic
 from service.engine._loss import LinearLoss
@@ -129,3 +129,22 @@ def test_many_parameters_keep_fewer_pairs(monkeypatch: pytest.MonkeyPatch) -> No
     assert budgeted.loss_history[-1] == pytest.approx(reference.loss_history[-1], rel=1e-12)
     monkeypatch.setattr(_solvers, "_MEMORY_BYTES", 1)
     assert len(solve(loss).curvature_pairs) == 10
+
+
+@pytest.mark.parametrize("C", [1e4, 1e6])
+def test_single_precision_on_nearly_separable_data_reaches_the_optimum(C: float) -> None:
+    """Weak regularization on separable data: the objective goes to nearly 0, where single-precision rounding
+    would stall the descent or stop it early; L-BFGS must leave that phase and reach Newton's optimum."""
+    X, y = load_digits(return_X_y=True)
+    ours = LogisticRegression(C=C).fit(X, y)
+    reference = LogisticRegression(solver="newton", C=C).fit(X, y)
+    assert ours.converged_
+    assert ours.loss_history_[-1] == pytest.approx(reference.loss_history_[-1], rel=1e-5)
+    assert np.all(np.diff(ours.loss_history_) <= 0)
+
+
+def test_out_of_iterations_in_single_precision_reports_the_exact_objective() -> None:
+    loss = make_loss(4)
+    result = _solvers.lbfgs(loss, np.zeros(loss.n_params), max_iter=5, tol=1e-12)
+    assert not result.converged and result.n_iter == 5
+    assert result.loss_history[-1] == pytest.approx(loss.loss(result.coef), rel=1e-15)
