@@ -59,6 +59,7 @@ class ScoringFastPath:
         body = await _read_body(receive)
         if body is None:  # the client went away
             return
+        answer: bytes | None = None
         error: Response | None = None
         try:
             answer = await self._answer(scope, route, body, threshold)
@@ -67,7 +68,7 @@ class ScoringFastPath:
         except ValidationError as exc:
             error = body_validation_response(exc)
         except Exception:  # anything else (a bug): the route answers, in the service's error shape
-            answer = None
+            pass
         if error is not None:
             await error(scope, receive, send)
         elif answer is None:  # outside the handler, so the first attempt's frames (and its rows) are freed

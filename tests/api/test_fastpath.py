@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Message, Receive, Scope, Send
 
-from service.api import prediction
+from service.api import prediction, scoring
 from service.api.fastpath import ScoringFastPath
 
 JSON = {"content-type": "application/json"}
@@ -260,3 +260,16 @@ def test_a_streamed_body_over_the_limit_is_counted_on_its_route(make_client: Cal
     s = scrape(client)
     assert total(s, "logreg_http_requests_total", route="/predict_proba", status="413") == 1
     assert total(s, "logreg_http_requests_total", route="unmatched") == 0
+
+
+def test_an_unexpected_failure_is_left_to_the_routes_with_its_body(served, monkeypatch):
+    """A failure that is not one of the service's errors (a bug) replays the request to the routes."""
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(scoring, "proba_answer", broken)
+    fast, routes = fast_path_over(served.client)
+    resp = fast.post("/predict_proba", content=ONE_ROW, headers=JSON)
+    assert resp.status_code == 418
+    assert routes.seen == [("POST", "/predict_proba", b"", ONE_ROW)]
