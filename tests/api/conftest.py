@@ -5,36 +5,40 @@
 * ``served`` is one app per test module with three trained models, for the read-only tests:
   ``toy`` (binary, int labels, JSON rows), ``bc`` (breast cancer, string labels, CSV upload) and
   ``iris`` (three string classes, JSON rows).
+* ``logged(**settings)`` is ``make_client`` that also returns what the app logged.
 * ``api_error`` checks the one error shape ``{"error": {"type", "message", "details"}}``.
 
-Helpers are fixtures (not imports) because ``tests/`` has no ``__init__.py``.
+Data and helpers that other test packages use too live in ``tests/support.py``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
+from service.api.monitoring import JsonFormatter
 from service.app import create_app
 from service.registry import LoadedModel, ModelRegistry
 from service.settings import Settings
 
+from ..support import TOY_FEATURES, TOY_LABELS, TOY_NAMES
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BREAST_CANCER_CSV = REPO_ROOT / "examples" / "breast_cancer.csv"
 
-TOY_FEATURES = [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]]
-TOY_LABELS = [0, 0, 1, 1, 0, 1, 0, 1]
-TOY_NAMES = ["a", "b"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,50 @@ def _read_iris() -> Dataset:
         y=np.asarray(iris.target_names)[iris.target],
         feature_names=["sepal_length", "sepal_width", "petal_length", "petal_width"],
     )
+
+
+@dataclass
+class AsgiAnswer:
+    """What an app sent back to :func:`asgi_post`, and how many body chunks it pulled."""
+
+    status: int
+    body: bytes
+    pulled: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def asgi_post(app: Any, path: str, body: bytes, *, chunk: int = 512, content_length: bool = False,
+              content_type: bytes = b"application/json") -> AsgiAnswer:
+    """POST ``body`` to ``app`` through raw ASGI in ``chunk``-byte pieces, as a server streams a request
+    (with or without a Content-Length header), then a disconnect if the app asks for more."""
+    chunks = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [b""]
+    pulled = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        if pulled < len(chunks):
+            pulled += 1
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"host", b"test"), (b"content-type", content_type)]
+    if content_length:
+        headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
+        "client": ("127.0.0.1", 1), "server": ("test", 80), "state": {},
+    }
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return AsgiAnswer(start["status"], payload, pulled)
 
 
 @pytest.fixture(scope="session")
@@ -168,6 +216,45 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
             return stack.enter_context(TestClient(app, raise_server_exceptions=False))
 
         yield make
+
+
+class LogRecords(logging.Handler):
+    """Every record the service logs, kept for the test to read."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, level: int = logging.DEBUG) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def access(self) -> list[dict[str, Any]]:
+        """The access-log lines, as the JSON objects the server writes."""
+        return [json.loads(JsonFormatter().format(r)) for r in self.records if r.name == "service.access"]
+
+
+@pytest.fixture
+def logged() -> Iterator[Callable[..., tuple[TestClient, LogRecords]]]:
+    """``logged(**settings)``: a started client and the records its app logs (the handler is attached after
+    ``create_app``, whose logging set-up resets the service logger's handlers); both undone at teardown."""
+    opened: list[tuple[TestClient, LogRecords]] = []
+
+    def start(**settings: Any) -> tuple[TestClient, LogRecords]:
+        app = create_app(Settings(**settings))
+        handler = LogRecords()
+        logging.getLogger("service").addHandler(handler)
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        opened.append((client, handler))
+        return client, handler
+
+    yield start
+    for client, handler in opened:
+        client.__exit__(None, None, None)
+        logging.getLogger("service").removeHandler(handler)
 
 
 @pytest.fixture(scope="module")

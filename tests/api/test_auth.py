@@ -24,14 +24,9 @@ from service.app import create_app
 from service.jobs import JobStore
 from service.settings import Settings
 
+from ..support import TOY_TRAIN
+
 KEYS = ("alpha-key-0123", "beta-key-4567", "gamma-key-89ab")
-TOY = {
-    "model": "toy",
-    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]],
-    "labels": [0, 0, 1, 1, 0, 1, 0, 1],
-    "feature_names": ["a", "b"],
-    "validation_fraction": 0,
-}
 SMALL_CSV = b"a,b,y\n0,1,0\n1,0.5,0\n2,2.5,1\n3,3,1\n0.5,0.2,0\n2.5,2,1\n"
 ROWS = {"model": "toy", "features": [[0.0, 1.0], [3.0, 3.0]]}
 #: Routes that stay open even with ``protect_reads``: probes (ours, the V2 protocol's and MLflow's), the scrape
@@ -55,7 +50,7 @@ def keyed(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
     def make(**settings: Any) -> TestClient:
         client = make_client(api_keys=",".join(KEYS), **settings)
         for _ in range(2):
-            assert client.post("/train", json=TOY, headers=GOOD).status_code == 201
+            assert client.post("/train", json=TOY_TRAIN, headers=GOOD).status_code == 201
         return client
 
     return make
@@ -82,10 +77,10 @@ def _setup_alias(client: TestClient) -> None:
 
 
 MUTATING: list[tuple[str, str, str, dict[str, Any], int]] = [
-    ("train-json", "POST", "/train", {"json": TOY}, 201),
+    ("train-json", "POST", "/train", {"json": TOY_TRAIN}, 201),
     ("train-csv", "POST", "/train",
      {"files": {"file": ("d.csv", SMALL_CSV, "text/csv")}, "data": {"model": "toy", "target": "y"}}, 201),
-    ("train-background", "POST", "/train?background=true", {"json": TOY}, 202),
+    ("train-background", "POST", "/train?background=true", {"json": TOY_TRAIN}, 202),
     ("delete-version", "DELETE", "/models/toy/versions/2", {}, 204),
     ("put-alias", "PUT", "/models/toy/aliases/staging", {"json": {"version": 1}}, 200),
     ("delete-alias", "DELETE", "/models/toy/aliases/staging", {}, 204),
@@ -121,25 +116,25 @@ def test_each_configured_key_works_and_keys_are_trimmed(make_client, tmp_path):
     client = make_client(api_keys=f" {KEYS[0]} , {KEYS[1]},,{KEYS[2]} ", api_keys_file=key_file)
     keys = [*KEYS, "file-key-one", "file-key-two"]
     for i, key in enumerate(keys, start=1):
-        resp = client.post("/train", json=TOY, headers=bearer(key))
+        resp = client.post("/train", json=TOY_TRAIN, headers=bearer(key))
         assert resp.status_code == 201, (key, resp.text)
         assert resp.json()["version"] == i
     # the scheme is case-insensitive (RFC 7235); the key is not
-    assert client.post("/train", json=TOY, headers={"Authorization": f"bearer {KEYS[1]}"}).status_code == 201
-    assert client.post("/train", json=TOY, headers=bearer(KEYS[1].upper())).status_code == 403
+    assert client.post("/train", json=TOY_TRAIN, headers={"Authorization": f"bearer {KEYS[1]}"}).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(KEYS[1].upper())).status_code == 403
     # a prefix or an extension of a key is not the key
-    assert client.post("/train", json=TOY, headers=bearer(KEYS[1][:-1])).status_code == 403
-    assert client.post("/train", json=TOY, headers=bearer(KEYS[1] + "x")).status_code == 403
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(KEYS[1][:-1])).status_code == 403
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(KEYS[1] + "x")).status_code == 403
     # the separator and blank lines are never keys
-    assert client.post("/train", json=TOY, headers=bearer(",")).status_code == 403
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(",")).status_code == 403
 
 
 def test_keys_from_a_file_alone(make_client, tmp_path, api_error):
     key_file = tmp_path / "keys"
     key_file.write_text("only-from-file\n")
     client = make_client(api_keys_file=key_file)
-    check_denied(client.post("/train", json=TOY), 401, api_error)
-    assert client.post("/train", json=TOY, headers=bearer("only-from-file")).status_code == 201
+    check_denied(client.post("/train", json=TOY_TRAIN), 401, api_error)
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer("only-from-file")).status_code == 201
 
 
 def test_keys_from_the_environment(monkeypatch, tmp_path):
@@ -212,8 +207,8 @@ def test_no_route_is_left_open_by_mistake(keyed):
 
 def test_without_keys_every_route_is_open(make_client):
     client = make_client(protect_reads=True)  # protecting reads means nothing without keys
-    assert client.post("/train", json=TOY).status_code == 201
-    assert client.post("/train", json=TOY, headers=WRONG).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN, headers=WRONG).status_code == 201
     assert client.post("/predict_proba", json=ROWS).status_code == 200
     assert client.put("/models/toy/aliases/staging", json={"version": 1}).status_code == 200
     assert client.delete("/models/toy/versions/2").status_code == 204
@@ -276,9 +271,9 @@ def test_keys_and_authorization_header_never_reach_the_logs(service_log, tmp_pat
     client, handler = service_log(model_store=tmp_path / "s", api_keys=",".join(KEYS), protect_reads=True,
                                   log_level="debug")
     wrong = "wrong-secret-zzz"
-    assert client.post("/train", json=TOY, headers=bearer(KEYS[0])).status_code == 201
-    assert client.post("/train", json=TOY, headers=bearer(wrong)).status_code == 403
-    assert client.post("/train", json=TOY).status_code == 401
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(KEYS[0])).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer(wrong)).status_code == 403
+    assert client.post("/train", json=TOY_TRAIN).status_code == 401
     assert client.post("/predict_proba", json=ROWS, headers=bearer(KEYS[1])).status_code == 200
     assert client.get("/models/nope", headers=bearer(KEYS[2])).status_code == 404
     assert client.post("/predict_proba", content=b"{not json", headers={**bearer(KEYS[2]),
@@ -296,7 +291,7 @@ def test_keys_and_authorization_header_never_reach_the_logs(service_log, tmp_pat
 def test_error_answers_do_not_echo_the_key(keyed):
     client = keyed()
     secret = "a-leaked-secret-42"
-    resp = client.post("/train", json=TOY, headers=bearer(secret))
+    resp = client.post("/train", json=TOY_TRAIN, headers=bearer(secret))
     assert resp.status_code == 403
     assert secret not in resp.text
     assert secret not in str(resp.headers)

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.registry import ModelRegistry
+
+from ..support import Samples, sample_total, scrape
 
 NAMES = ["small", "big", "narrow"]
 MEANS = np.array([0.0, 10.0, -5.0])
@@ -38,19 +39,7 @@ def train(client: TestClient, name: str = "gauss", n: int = 2000) -> dict[str, A
     return resp.json()
 
 
-def scrape(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    resp = client.get("/monitoring/metrics")
-    assert resp.status_code == 200
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(resp.text) for s in family.samples}
-
-
-def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
-
-
-def series(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> dict[str, float]:
+def series(samples: Samples, name: str, **labels: str) -> dict[str, float]:
     """{feature: value} of a per-feature family, for the series whose labels include ``labels``."""
     want = set(labels.items())
     return {dict(ls)["feature"]: v for (n, ls), v in samples.items() if n == name and want <= ls}
@@ -96,7 +85,7 @@ def test_the_header_counts_rows_outside_the_training_range(client):
         assert resp.headers["x-request-id"]
         assert predict(client, [middle], route).headers[HEADER] == "0"
     s = scrape(client)
-    assert value(s, "logreg_out_of_range_rows_total", model="gauss", version="1") == 6
+    assert sample_total(s, "logreg_out_of_range_rows_total", model="gauss", version="1") == 6
     assert series(s, "logreg_out_of_range_values_total") == {"small": 4, "big": 2, "narrow": 4}
 
 
@@ -107,7 +96,7 @@ def test_evaluation_answers_the_header_but_is_not_counted(client):
     assert resp.status_code == 200, resp.text
     assert resp.headers[HEADER] == "4"
     s = scrape(client)
-    assert value(s, "logreg_out_of_range_rows_total") == 0
+    assert sample_total(s, "logreg_out_of_range_rows_total") == 0
     assert client.get("/models/gauss/versions/1/drift").json()["rows_seen"] == 0
 
 
@@ -174,7 +163,7 @@ def test_a_window_of_zero_turns_psi_off(make_client):
     assert int(resp.headers[HEADER]) > 0  # out-of-range checks stay on
     s = scrape(client)
     assert series(s, "logreg_feature_psi") == {}
-    assert value(s, "logreg_out_of_range_rows_total") > 0
+    assert sample_total(s, "logreg_out_of_range_rows_total") > 0
     report = client.get("/models/gauss/versions/1/drift").json()
     assert report["window_size"] == report["window_rows"] == 0
     assert report["psi"] == dict.fromkeys(NAMES)
@@ -228,7 +217,7 @@ def test_a_version_without_statistics_still_predicts(client, api_error, tmp_path
     err = api_error(client.get("/models/gauss/versions/2/drift"), 404, "not_found")
     assert "statistics" in err["message"]
     s = scrape(client)
-    assert value(s, "logreg_out_of_range_rows_total", version="2") == 0
+    assert sample_total(s, "logreg_out_of_range_rows_total", version="2") == 0
     assert {dict(ls)["version"] for (n, ls) in s if n == "logreg_out_of_range_rows_total"} == {"1"}
 
 
@@ -246,7 +235,7 @@ def test_wide_models_keep_the_header_but_publish_no_per_feature_series(client):
     resp = client.post("/predict_proba", json={"model": "wide", "features": far.tolist()})
     assert resp.headers[HEADER] == "150"
     s = scrape(client)
-    assert value(s, "logreg_out_of_range_rows_total", model="wide") == 150
+    assert sample_total(s, "logreg_out_of_range_rows_total", model="wide") == 150
     assert series(s, "logreg_out_of_range_values_total", model="wide") == {}
     assert series(s, "logreg_feature_psi", model="wide") == {}
     body = client.get("/models/wide/versions/1/drift").json()

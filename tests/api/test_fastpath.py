@@ -3,18 +3,19 @@ and every other request reaches the routes with its body intact."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from service.api import prediction, scoring
 from service.api.fastpath import ScoringFastPath
+
+from ..support import sample_total, scrape
+from .conftest import asgi_post
 
 JSON = {"content-type": "application/json"}
 #: A query the fast path leaves to the route and that changes nothing in the answer.
@@ -151,39 +152,12 @@ def test_a_body_in_several_chunks(served):
     routes = Routes()
     middleware = ScoringFastPath(routes, state=served.client.app.state, routes=prediction.router.routes)
     content = orjson.dumps({"model": "bc", "features": served.data["bc"].X[:50].tolist()})
-    pieces = [content[i : i + 1000] for i in range(0, len(content), 1000)]
-    assert len(pieces) > 3
-    sent: list[Message] = []
-
-    async def run() -> None:
-        queue = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
-
-        async def receive() -> Message:
-            return queue.pop(0)
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/predict_proba", "query_string": b"",
-                 "headers": [(b"content-type", b"application/json")], "state": {}}
-        await middleware(scope, receive, send)
-
-    asyncio.run(run())
+    assert len(content) > 3 * 1000
+    answer = asgi_post(middleware, "/predict_proba", content, chunk=1000)
     assert routes.seen == []
-    assert sent[0]["status"] == 200
+    assert answer.status == 200
     whole = served.client.post(f"/predict_proba?{ROUTED}", content=content, headers=JSON)
-    assert sent[1]["body"] == whole.content
-
-
-def scrape(client: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = client.get("/monitoring/metrics").text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+    assert answer.body == whole.content
 
 
 def test_each_request_is_counted_once(make_client: Callable[..., TestClient], monkeypatch):
@@ -201,14 +175,14 @@ def test_each_request_is_counted_once(make_client: Callable[..., TestClient], mo
     assert client.post("/predict_proba", json={"model": "nope", "features": [[0.0, 1.0]]}).status_code == 404
     s = scrape(client)
     requests = "logreg_http_requests_total"
-    assert total(s, requests, route="/predict_proba", status="200") == 3
-    assert total(s, requests, route="/predict", status="200") == 1
-    assert total(s, requests, route="/predict_proba", status="422") == 1
-    assert total(s, requests, route="/predict_proba", status="404") == 1
-    assert total(s, "logreg_request_rows_count", route="/predict_proba") == 3  # failed requests scored nothing
-    assert total(s, "logreg_request_rows_sum", route="/predict_proba") == 6
-    assert total(s, "logreg_predictions_total", model="toy") == 7
-    assert total(s, "logreg_predictions_total", model="toy", predicted_class="1") == 4
+    assert sample_total(s, requests, route="/predict_proba", status="200") == 3
+    assert sample_total(s, requests, route="/predict", status="200") == 1
+    assert sample_total(s, requests, route="/predict_proba", status="422") == 1
+    assert sample_total(s, requests, route="/predict_proba", status="404") == 1
+    assert sample_total(s, "logreg_request_rows_count", route="/predict_proba") == 3  # failed requests scored nothing
+    assert sample_total(s, "logreg_request_rows_sum", route="/predict_proba") == 6
+    assert sample_total(s, "logreg_predictions_total", model="toy") == 7
+    assert sample_total(s, "logreg_predictions_total", model="toy", predicted_class="1") == 4
 
 
 def test_api_keys_with_protected_reads(make_client: Callable[..., TestClient], api_error):
@@ -237,29 +211,10 @@ def test_a_streamed_body_over_the_limit_is_counted_on_its_route(make_client: Cal
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     client = make_client(max_body_bytes=4096, log_level="warning")
     content = orjson.dumps({"model": "toy", "features": [[0.5, 0.25]] * 1000})
-    sent: list[Message] = []
-
-    async def run() -> None:
-        pieces = [content[i : i + 1024] for i in range(0, len(content), 1024)]
-        queue = [{"type": "http.request", "body": p, "more_body": True} for p in pieces]
-
-        async def receive() -> Message:
-            return queue.pop(0)
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/predict_proba", "raw_path": b"/predict_proba", "root_path": "",
-                 "query_string": b"", "headers": [(b"content-type", b"application/json")],
-                 "client": ("127.0.0.1", 1), "server": ("test", 80), "state": {}}
-        await client.app(scope, receive, send)
-
-    asyncio.run(run())
-    assert sent[0]["status"] == 413
+    assert asgi_post(client.app, "/predict_proba", content, chunk=1024).status == 413
     s = scrape(client)
-    assert total(s, "logreg_http_requests_total", route="/predict_proba", status="413") == 1
-    assert total(s, "logreg_http_requests_total", route="unmatched") == 0
+    assert sample_total(s, "logreg_http_requests_total", route="/predict_proba", status="413") == 1
+    assert sample_total(s, "logreg_http_requests_total", route="unmatched") == 0
 
 
 def test_an_unexpected_failure_is_left_to_the_routes_with_its_body(served, monkeypatch):

@@ -6,11 +6,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import anyio
 import pytest
 
 from service.app import create_app
 from service.settings import Settings
+
+from .conftest import asgi_post
 
 JSON = {"content-type": "application/json"}
 ROUTES = [  # (method, path) of every route
@@ -178,32 +179,11 @@ def test_streamed_body_is_refused_before_it_is_read_whole(tmp_path):
     """Raw ASGI: no Content-Length, 500-byte chunks; the app stops receiving soon after the limit."""
     app = create_app(Settings(model_store=tmp_path / "store", max_body_bytes=2048))
     raw = big_body(800)
-    chunks = [raw[i : i + 500] for i in range(0, len(raw), 500)]
-    received = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if received < len(chunks):
-            received += 1
-            return {"type": "http.request", "body": chunks[received - 1], "more_body": received < len(chunks)}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": "/predict_proba", "raw_path": b"/predict_proba", "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1234), "server": ("test", 80),
-    }
-    anyio.run(app, scope, receive, send)
-    assert len(chunks) > 30
-    assert received <= 2048 // 500 + 2  # refused as soon as the limit was passed
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    assert start["status"] == 413
-    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    answer = asgi_post(app, "/predict_proba", raw, chunk=500)
+    assert len(raw) > 30 * 500
+    assert answer.pulled <= 2048 // 500 + 2  # refused as soon as the limit was passed
+    assert answer.status == 413
+    body = answer.json()
     assert body["error"]["type"] == "limit_exceeded"
     assert set(body["error"]) == {"type", "message", "details"}
 

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +17,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.jobs import JobStore
-from service.settings import Settings
 
-TOY = {
-    "model": "toy",
-    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]],
-    "labels": [0, 0, 1, 1, 0, 1, 0, 1],
-    "feature_names": ["a", "b"],
-    "validation_fraction": 0,
-}
+from ..support import TOY_TRAIN
+
 REPORT_KEYS = {
     "model", "version", "classes", "feature_names", "n_samples", "n_train", "n_validation", "converged",
     "n_iter", "warnings", "train_metrics", "validation_metrics", "loss_history", "duration_seconds",
@@ -86,9 +79,9 @@ def jobs_client(make_client: Callable[..., TestClient]) -> TestClient:
 # -- the happy path -------------------------------------------------------------------------------------
 def test_background_training_gives_the_train_result(jobs_client):
     client = jobs_client
-    sync = client.post("/train", json=TOY)
+    sync = client.post("/train", json=TOY_TRAIN)
     assert sync.status_code == 201
-    job = submit(client, TOY)
+    job = submit(client, TOY_TRAIN)
     done = wait_for(client, job["id"])
     assert done["state"] == "succeeded", done
     assert done["error"] is None
@@ -132,7 +125,7 @@ def test_progress_while_running_then_cancel_stores_nothing(jobs_client, api_erro
 
 def test_cancel_a_finished_job_is_409(jobs_client, api_error):
     client = jobs_client
-    job = submit(client, TOY)
+    job = submit(client, TOY_TRAIN)
     assert wait_for(client, job["id"])["state"] == "succeeded"
     err = api_error(client.delete(f"/jobs/{job['id']}"), 409, "conflict")
     assert err["details"] == {"state": "succeeded"}
@@ -145,7 +138,7 @@ def test_cancel_a_queued_job(make_client):
     client = make_client(max_concurrent_trainings=1)
     held = SlotPool(store_of(client), 1).try_acquire()
     try:
-        job = submit(client, TOY)
+        job = submit(client, TOY_TRAIN)
         assert client.get(f"/jobs/{job['id']}").json()["state"] == "queued"
         assert client.delete(f"/jobs/{job['id']}").status_code == 202
         done = wait_for(client, job["id"], timeout=5)
@@ -185,7 +178,7 @@ def test_job_error_types_match_the_api_error_types(make_client):
 
 def test_job_with_bad_input_found_during_training_fails(jobs_client):
     client = jobs_client
-    single_class = {**TOY, "labels": [1] * 8}
+    single_class = {**TOY_TRAIN, "labels": [1] * 8}
     done = wait_for(client, submit(client, single_class)["id"])
     assert done["state"] == "failed"
     assert "single class" in done["error"]["message"]
@@ -195,17 +188,17 @@ def test_job_with_bad_input_found_during_training_fails(jobs_client):
 def test_idempotency_key_returns_the_first_job(jobs_client):
     client = jobs_client
     key = {"Idempotency-Key": "retry-me-123"}
-    first = submit(client, TOY, key)
-    again = submit(client, TOY, key)
+    first = submit(client, TOY_TRAIN, key)
+    again = submit(client, TOY_TRAIN, key)
     assert again["id"] == first["id"]
     done = wait_for(client, first["id"])
     assert done["state"] == "succeeded"
-    third = client.post("/train?background=true", json=TOY, headers=key)  # even after it finished
+    third = client.post("/train?background=true", json=TOY_TRAIN, headers=key)  # even after it finished
     assert third.status_code == 202
     assert third.headers["location"] == f"/jobs/{first['id']}"
     assert third.json()["state"] == "succeeded" and third.json()["result"] == done["result"]
     assert [v["version"] for v in client.get("/models/toy").json()["versions"]] == [1]
-    other = submit(client, TOY, {"Idempotency-Key": "another-key"})
+    other = submit(client, TOY_TRAIN, {"Idempotency-Key": "another-key"})
     assert other["id"] != first["id"]
     assert wait_for(client, other["id"])["result"]["version"] == 2
 
@@ -214,8 +207,8 @@ def test_idempotency_key_across_workers(make_client, tmp_path):
     a = make_client(model_store=tmp_path / "shared")
     b = make_client(model_store=tmp_path / "shared")
     key = {"Idempotency-Key": "one-per-store"}
-    first = submit(a, TOY, key)
-    retry = b.post("/train?background=true", json=TOY, headers=key)  # the first job may have finished by now
+    first = submit(a, TOY_TRAIN, key)
+    retry = b.post("/train?background=true", json=TOY_TRAIN, headers=key)  # the first job may have finished by now
     assert retry.status_code == 202, retry.text
     assert retry.json()["id"] == first["id"]
     assert retry.headers["location"] == f"/jobs/{first['id']}"
@@ -247,11 +240,12 @@ def test_concurrent_retries_with_one_idempotency_key_all_get_the_job(tmp_path):
 # -- large training sets go to the background by default ------------------------------------------------
 def test_large_training_sets_run_in_the_background_by_default(make_client):
     client = make_client(background_train_cells=12)
-    small = {**TOY, "features": TOY["features"][:6], "labels": TOY["labels"][:6]}  # 6 x 2 = 12: not above
+    # 6 x 2 = 12: not above
+    small = {**TOY_TRAIN, "features": TOY_TRAIN["features"][:6], "labels": TOY_TRAIN["labels"][:6]}
     assert client.post("/train", json=small).status_code == 201
-    job = submit(client, TOY, query="")  # 8 x 2 = 16 > 12
+    job = submit(client, TOY_TRAIN, query="")  # 8 x 2 = 16 > 12
     assert wait_for(client, job["id"])["result"]["version"] == 2
-    forced = client.post("/train?background=false", json=TOY)
+    forced = client.post("/train?background=false", json=TOY_TRAIN)
     assert forced.status_code == 201, forced.text
     assert forced.json()["version"] == 3
     assert "location" not in forced.headers
@@ -272,7 +266,7 @@ def test_any_worker_answers_for_any_job(make_client, tmp_path):
     assert seen["error"] is None
     assert b.delete(f"/jobs/{job['id']}").status_code == 202  # and b can cancel it
     assert wait_for(a, job["id"], timeout=5)["state"] == "cancelled"
-    done = wait_for(b, submit(a, TOY)["id"])
+    done = wait_for(b, submit(a, TOY_TRAIN)["id"])
     assert done["state"] == "succeeded"
 
 
@@ -322,35 +316,7 @@ def test_a_fresh_queued_job_is_not_declared_dead(make_client, tmp_path):
     assert client.get(f"/jobs/{job_id}").json()["state"] == "queued"
 
 
-class _Warnings(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def start_logged() -> Iterator[Callable[[Settings], tuple[TestClient, _Warnings]]]:
-    opened: list[tuple[TestClient, _Warnings]] = []
-
-    def start(settings: Settings) -> tuple[TestClient, _Warnings]:
-        app = create_app(settings)
-        handler = _Warnings()
-        logging.getLogger("service").addHandler(handler)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        opened.append((client, handler))
-        return client, handler
-
-    yield start
-    for client, handler in opened:
-        client.__exit__(None, None, None)
-        logging.getLogger("service").removeHandler(handler)
-
-
-def test_restart_marks_interrupted_jobs_failed(tmp_path, start_logged):
+def test_restart_marks_interrupted_jobs_failed(tmp_path, logged):
     store = tmp_path / "store"
     running = _write_job(store, state="running", started_at="2020-01-01T00:00:00.000Z")
     (store / ".jobs" / f"{running}.lock").touch()
@@ -359,8 +325,9 @@ def test_restart_marks_interrupted_jobs_failed(tmp_path, start_logged):
     finished = _write_job(store, state="succeeded", result={"version": 1})
     cancelled = _write_job(store, state="cancelled")
 
-    client, handler = start_logged(Settings(model_store=store))
-    assert any("2 background job(s) were interrupted" in m for m in handler.messages), handler.messages
+    client, handler = logged(model_store=store)
+    warnings = handler.messages(logging.WARNING)
+    assert any("2 background job(s) were interrupted" in m for m in warnings), warnings
     for job_id in (running, stale_queued):
         on_disk = _on_disk(store, job_id)  # marked at start-up, before anyone asked
         assert on_disk["state"] == "failed"

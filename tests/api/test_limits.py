@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import numpy as np
 import pytest
 
 from service.app import create_app
 from service.jobs import SlotPool
 from service.settings import Settings
+
+from .conftest import asgi_post
 
 TOY = {
     "model": "toy",
@@ -77,50 +78,20 @@ def test_limits_must_be_positive(field):
 
 
 # -- body size ------------------------------------------------------------------------------------------
-def _asgi_post(app: Any, path: str, body: bytes, content_length: bool) -> tuple[int, dict[str, Any], int]:
-    """POST through raw ASGI; returns the status, the JSON answer and how many body chunks the app pulled."""
-    chunks = [body[i : i + 512] for i in range(0, len(body), 512)]
-    pulled = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal pulled
-        if pulled < len(chunks):
-            pulled += 1
-            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": pulled < len(chunks)}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    headers = [(b"host", b"test"), (b"content-type", b"application/json")]
-    if content_length:
-        headers.append((b"content-length", str(len(body)).encode()))
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"", "headers": headers,
-        "client": ("127.0.0.1", 1), "server": ("test", 80), "state": {},
-    }
-    anyio.run(app, scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], json.loads(payload), pulled
-
-
 @pytest.mark.parametrize("path", ["/train", "/predict_proba"])
 def test_body_over_the_limit_is_refused_without_reading_it(tmp_path, path):
     app = create_app(Settings(model_store=tmp_path / "store", max_body_bytes=4096))
     body = json.dumps({**TOY, "features": TOY["features"] * 300, "labels": TOY["labels"] * 300}).encode()
     assert len(body) > 8 * 4096
-    status, answer, pulled = _asgi_post(app, path, body, content_length=True)
-    assert status == 413
-    assert answer["error"]["type"] == "limit_exceeded"
-    assert answer["error"]["details"] == {"limit": 4096}
-    assert pulled == 0  # Content-Length said it all: not one byte was read
-    status, answer, pulled = _asgi_post(app, path, body, content_length=False)
-    assert status == 413
-    assert answer["error"]["type"] == "limit_exceeded"
-    assert pulled <= 4096 // 512 + 1  # streamed: refused as soon as the limit was passed
+    answer = asgi_post(app, path, body, content_length=True)
+    assert answer.status == 413
+    assert answer.json()["error"]["type"] == "limit_exceeded"
+    assert answer.json()["error"]["details"] == {"limit": 4096}
+    assert answer.pulled == 0  # Content-Length said it all: not one byte was read
+    answer = asgi_post(app, path, body, content_length=False)
+    assert answer.status == 413
+    assert answer.json()["error"]["type"] == "limit_exceeded"
+    assert answer.pulled <= 4096 // 512 + 1  # streamed: refused as soon as the limit was passed
 
 
 def test_body_at_the_limit_is_accepted(make_client):

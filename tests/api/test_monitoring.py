@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,16 +15,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.monitoring import JsonFormatter, Monitoring
-from service.app import create_app
-from service.settings import Settings
 
-TOY = {
-    "model": "toy",
-    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]],
-    "labels": [0, 0, 1, 1, 0, 1, 0, 1],
-    "feature_names": ["a", "b"],
-    "validation_fraction": 0,
-}
+from ..support import TOY_TRAIN, Samples, parse_samples, sample_total, scrape
+
 LOW, HIGH = [0.0, 1.0], [3.0, 3.0]  # predicted 0 and 1
 LOG_FIELDS = {"method", "path", "status", "duration_ms", "model", "version", "rows", "request_id"}
 
@@ -32,26 +25,6 @@ LOG_FIELDS = {"method", "path", "status", "duration_ms", "model", "version", "ro
 @pytest.fixture(autouse=True)
 def _single_process(monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(client: TestClient) -> Samples:
-    resp = client.get("/monitoring/metrics")
-    assert resp.status_code == 200
-    assert resp.headers["content-type"].startswith("text/plain")
-    out: Samples = {}
-    for family in text_string_to_metric_families(resp.text):
-        for s in family.samples:
-            out[(s.name, frozenset(s.labels.items()))] = s.value
-    return out
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` whose labels include ``labels``."""
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
 
 
 def label_values(samples: Samples, name: str, label: str) -> set[str]:
@@ -65,7 +38,7 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 
 # -- metrics --------------------------------------------------------------------------------------------
 def test_request_counts_and_latency_per_route_template_and_status(client):
-    assert client.post("/train", json=TOY).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN).status_code == 201
     for _ in range(3):
         assert client.post("/predict_proba", json={"model": "toy", "features": [LOW]}).status_code == 200
     assert client.post("/predict_proba", json={"model": "nope", "features": [LOW]}).status_code == 404
@@ -75,21 +48,22 @@ def test_request_counts_and_latency_per_route_template_and_status(client):
     assert client.get("/no/such/route").status_code == 404
     s = scrape(client)
     requests = "logreg_http_requests_total"
-    assert value(s, requests, method="POST", route="/train", status="201") == 1
-    assert value(s, requests, method="POST", route="/predict_proba", status="200") == 3
-    assert value(s, requests, method="POST", route="/predict_proba", status="404") == 1
-    assert value(s, requests, method="POST", route="/predict_proba", status="422") == 1
+    assert sample_total(s, requests, method="POST", route="/train", status="201") == 1
+    assert sample_total(s, requests, method="POST", route="/predict_proba", status="200") == 3
+    assert sample_total(s, requests, method="POST", route="/predict_proba", status="404") == 1
+    assert sample_total(s, requests, method="POST", route="/predict_proba", status="422") == 1
     # route templates, not raw paths: one series per route whatever the model or version
-    assert value(s, requests, method="GET", route="/models/{name}", status="200") == 1
-    assert value(s, requests, method="GET", route="/models/{name}/versions/{version}", status="200") == 1
+    assert sample_total(s, requests, method="GET", route="/models/{name}", status="200") == 1
+    assert sample_total(s, requests, method="GET", route="/models/{name}/versions/{version}", status="200") == 1
     routes = label_values(s, requests, "route")
     assert not any("toy" in r for r in routes), routes
     assert "/no/such/route" not in routes
     # latency histogram: one observation per counted request, same labels
     for labels in ({"route": "/predict_proba", "status": "200"}, {"route": "/train", "status": "201"}):
-        assert value(s, "logreg_http_request_duration_seconds_count", **labels) == value(s, requests, **labels)
-        assert value(s, "logreg_http_request_duration_seconds_sum", **labels) > 0
-        assert value(s, "logreg_http_request_duration_seconds_bucket", le="+Inf", **labels) == value(
+        count = sample_total(s, "logreg_http_request_duration_seconds_count", **labels)
+        assert count == sample_total(s, requests, **labels)
+        assert sample_total(s, "logreg_http_request_duration_seconds_sum", **labels) > 0
+        assert sample_total(s, "logreg_http_request_duration_seconds_bucket", le="+Inf", **labels) == sample_total(
             s, requests, **labels)
 
 
@@ -99,17 +73,17 @@ def test_probes_and_the_scrape_are_not_traffic(client):
         assert client.get("/readyz").status_code == 200
         scrape(client)
     s = scrape(client)
-    assert value(s, "logreg_http_requests_total") == 0
-    assert value(s, "logreg_http_request_duration_seconds_count") == 0
+    assert sample_total(s, "logreg_http_requests_total") == 0
+    assert sample_total(s, "logreg_http_request_duration_seconds_count") == 0
     assert client.post("/predict_proba", json={"model": "nope", "features": [LOW]}).status_code == 404
     s = scrape(client)
-    assert value(s, "logreg_http_requests_total") == 1
+    assert sample_total(s, "logreg_http_requests_total") == 1
     assert label_values(s, "logreg_http_requests_total", "route") == {"/predict_proba"}
 
 
 def test_predictions_per_model_version_and_class(client):
-    assert client.post("/train", json=TOY).status_code == 201
-    assert client.post("/train", json={**TOY, "labels": ["n" if v == 0 else "y" for v in TOY["labels"]]}
+    assert client.post("/train", json=TOY_TRAIN).status_code == 201
+    assert client.post("/train", json={**TOY_TRAIN, "labels": ["n" if v == 0 else "y" for v in TOY_TRAIN["labels"]]}
                        ).status_code == 201
     assert client.post("/predict_proba", json={"model": "toy", "version": 1, "features": [LOW, HIGH, HIGH]}
                        ).status_code == 200
@@ -121,83 +95,83 @@ def test_predictions_per_model_version_and_class(client):
                        ).status_code == 200
     s = scrape(client)
     p = "logreg_predictions_total"
-    assert value(s, p, model="toy", version="1", predicted_class="0") == 1
-    assert value(s, p, model="toy", version="1", predicted_class="1") == 2
-    assert value(s, p, model="toy", version="2", predicted_class="n") == 2
-    assert value(s, p, model="toy", version="2", predicted_class="y") == 2
-    assert value(s, p) == 7  # evaluation is not prediction
+    assert sample_total(s, p, model="toy", version="1", predicted_class="0") == 1
+    assert sample_total(s, p, model="toy", version="1", predicted_class="1") == 2
+    assert sample_total(s, p, model="toy", version="2", predicted_class="n") == 2
+    assert sample_total(s, p, model="toy", version="2", predicted_class="y") == 2
+    assert sample_total(s, p) == 7  # evaluation is not prediction
 
 
 def test_rows_per_request(client):
-    assert client.post("/train", json=TOY).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN).status_code == 201
     assert client.post("/predict_proba", json={"model": "toy", "features": [LOW] * 5}).status_code == 200
     assert client.post("/predict", json={"model": "toy", "features": [LOW] * 20}).status_code == 200
     assert client.post("/predict", json={"model": "toy", "features": [HIGH] * 2}).status_code == 200
     s = scrape(client)
     rows = "logreg_request_rows"
-    assert value(s, f"{rows}_count", route="/train") == 1
-    assert value(s, f"{rows}_sum", route="/train") == 8
-    assert value(s, f"{rows}_count", route="/predict_proba") == 1
-    assert value(s, f"{rows}_sum", route="/predict_proba") == 5
-    assert value(s, f"{rows}_count", route="/predict") == 2
-    assert value(s, f"{rows}_sum", route="/predict") == 22
-    assert value(s, f"{rows}_bucket", route="/predict", le="10.0") == 1
+    assert sample_total(s, f"{rows}_count", route="/train") == 1
+    assert sample_total(s, f"{rows}_sum", route="/train") == 8
+    assert sample_total(s, f"{rows}_count", route="/predict_proba") == 1
+    assert sample_total(s, f"{rows}_sum", route="/predict_proba") == 5
+    assert sample_total(s, f"{rows}_count", route="/predict") == 2
+    assert sample_total(s, f"{rows}_sum", route="/predict") == 22
+    assert sample_total(s, f"{rows}_bucket", route="/predict", le="10.0") == 1
 
 
 def test_training_runs_and_duration(make_client):
     client = make_client(log_level="warning", train_timeout_seconds=0.05)
-    assert client.post("/train", json=TOY).status_code == 201
-    assert client.post("/train", json={**TOY, "model": "other"}).status_code == 201
-    assert client.post("/train", json={**TOY, "labels": [1] * 8}).status_code == 422
-    slow = {**TOY, "features": TOY["features"] * 250, "labels": TOY["labels"] * 250,
+    assert client.post("/train", json=TOY_TRAIN).status_code == 201
+    assert client.post("/train", json={**TOY_TRAIN, "model": "other"}).status_code == 201
+    assert client.post("/train", json={**TOY_TRAIN, "labels": [1] * 8}).status_code == 422
+    slow = {**TOY_TRAIN, "features": TOY_TRAIN["features"] * 250, "labels": TOY_TRAIN["labels"] * 250,
             "params": {"solver": "sgd", "batch_size": 1, "max_iter": 500, "tol": 0}}
     assert client.post("/train", json=slow).status_code == 422  # over the time limit
     s = scrape(client)
     t = "logreg_trainings_total"
-    assert value(s, t, model="toy", outcome="succeeded") == 1
-    assert value(s, t, model="other", outcome="succeeded") == 1
+    assert sample_total(s, t, model="toy", outcome="succeeded") == 1
+    assert sample_total(s, t, model="other", outcome="succeeded") == 1
     failed = {dict(ls)["outcome"] for (n, ls), v in s.items() if n == t and dict(ls)["model"] == "toy" and v}
     assert len(failed) == 3, failed  # succeeded + two distinct failure outcomes
-    assert value(s, "logreg_training_duration_seconds_count") == 2  # successful runs only
-    assert value(s, "logreg_training_duration_seconds_sum") > 0
+    assert sample_total(s, "logreg_training_duration_seconds_count") == 2  # successful runs only
+    assert sample_total(s, "logreg_training_duration_seconds_sum") > 0
 
 
 def test_background_trainings_are_counted_too(client):
-    resp = client.post("/train?background=true", json=TOY)
+    resp = client.post("/train?background=true", json=TOY_TRAIN)
     assert resp.status_code == 202
     for _ in range(300):
         if client.get(resp.headers["location"]).json()["state"] == "succeeded":
             break
         time.sleep(0.02)
     s = scrape(client)
-    assert value(s, "logreg_trainings_total", model="toy", outcome="succeeded") == 1
-    assert value(s, "logreg_training_duration_seconds_count") == 1
-    assert value(s, "logreg_http_requests_total", route="/train", status="202") == 1
-    assert value(s, "logreg_http_requests_total", route="/jobs/{job_id}", status="200") >= 1
+    assert sample_total(s, "logreg_trainings_total", model="toy", outcome="succeeded") == 1
+    assert sample_total(s, "logreg_training_duration_seconds_count") == 1
+    assert sample_total(s, "logreg_http_requests_total", route="/train", status="202") == 1
+    assert sample_total(s, "logreg_http_requests_total", route="/jobs/{job_id}", status="200") >= 1
 
 
 def test_registry_cache_hits_loads_and_models_loaded(make_client):
     client = make_client(log_level="warning", cache_size=2)
     for name in ("a", "b", "c"):
-        assert client.post("/train", json={**TOY, "model": name}).status_code == 201
+        assert client.post("/train", json={**TOY_TRAIN, "model": name}).status_code == 201
     s = scrape(client)
-    base_loads = value(s, "logreg_registry_loads_total")
-    base_hits = value(s, "logreg_registry_cache_hits_total")
+    base_loads = sample_total(s, "logreg_registry_loads_total")
+    base_hits = sample_total(s, "logreg_registry_cache_hits_total")
     row = {"features": [LOW]}
     assert client.post("/predict_proba", json={"model": "a", **row}).status_code == 200
     s = scrape(client)
-    assert value(s, "logreg_registry_loads_total") == base_loads + 1
-    assert value(s, "logreg_models_loaded") >= 1
+    assert sample_total(s, "logreg_registry_loads_total") == base_loads + 1
+    assert sample_total(s, "logreg_models_loaded") >= 1
     for _ in range(4):
         assert client.post("/predict_proba", json={"model": "a", **row}).status_code == 200
     s = scrape(client)
-    assert value(s, "logreg_registry_cache_hits_total") == base_hits + 4
-    assert value(s, "logreg_registry_loads_total") == base_loads + 1
+    assert sample_total(s, "logreg_registry_cache_hits_total") == base_hits + 4
+    assert sample_total(s, "logreg_registry_loads_total") == base_loads + 1
     for name in ("b", "c"):
         assert client.post("/predict", json={"model": name, **row}).status_code == 200
     s = scrape(client)
-    assert value(s, "logreg_registry_loads_total") == base_loads + 3
-    assert value(s, "logreg_models_loaded") == 2  # the cache holds two
+    assert sample_total(s, "logreg_registry_loads_total") == base_loads + 3
+    assert sample_total(s, "logreg_models_loaded") == 2  # the cache holds two
 
 
 def test_the_exposition_declares_every_family(client):
@@ -223,8 +197,8 @@ def test_two_apps_in_one_process_do_not_share_counts(make_client, tmp_path):
     a = make_client(model_store=tmp_path / "a", log_level="warning")
     b = make_client(model_store=tmp_path / "b", log_level="warning")
     a.post("/predict_proba", json={"model": "x", "features": [LOW]})
-    assert value(scrape(a), "logreg_http_requests_total") == 1
-    assert value(scrape(b), "logreg_http_requests_total") == 0
+    assert sample_total(scrape(a), "logreg_http_requests_total") == 1
+    assert sample_total(scrape(b), "logreg_http_requests_total") == 0
 
 
 # -- request ids ----------------------------------------------------------------------------------------
@@ -253,40 +227,9 @@ def test_unsafe_request_ids_are_replaced(client, bad):
 
 
 # -- logs -----------------------------------------------------------------------------------------------
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def access(self) -> list[dict[str, Any]]:
-        return [json.loads(JsonFormatter().format(r)) for r in self.records if r.name == "service.access"]
-
-
-@pytest.fixture
-def logged() -> Iterator[Callable[..., tuple[TestClient, Records]]]:
-    opened: list[tuple[TestClient, Records]] = []
-
-    def start(**settings: Any) -> tuple[TestClient, Records]:
-        app = create_app(Settings(**settings))  # configure_logging resets the handlers: attach after it
-        handler = Records()
-        logging.getLogger("service").addHandler(handler)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        opened.append((client, handler))
-        return client, handler
-
-    yield start
-    for client, handler in opened:
-        client.__exit__(None, None, None)
-        logging.getLogger("service").removeHandler(handler)
-
-
 def test_one_structured_log_line_per_request(logged, tmp_path):
     client, handler = logged(model_store=tmp_path / "s")
-    trained = client.post("/train", json=TOY, headers={"X-Request-ID": "train-1"})
+    trained = client.post("/train", json=TOY_TRAIN, headers={"X-Request-ID": "train-1"})
     client.post("/predict_proba", json={"model": "toy", "features": [LOW, HIGH, HIGH]},
                 headers={"X-Request-ID": "pred-1"})
     client.post("/predict", json={"model": "nope", "features": [LOW]}, headers={"X-Request-ID": "miss-1"})
@@ -362,10 +305,8 @@ def test_predicted_classes_follow_the_classes_of_the_version_served():
     monitoring = Monitoring()
     monitoring.observe_predictions("m", 1, np.array([0, 1]), np.array([1]))
     monitoring.observe_predictions("m", 1, np.array(["a", "b", "c"]), np.array([2, 2, 0]))
-    text = monitoring.exposition().decode()
-    samples = {(s.name, frozenset(s.labels.items())): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
-    assert value(samples, "logreg_predictions_total", predicted_class="1") == 1
-    assert value(samples, "logreg_predictions_total", predicted_class="c") == 2
-    assert value(samples, "logreg_predictions_total", predicted_class="a") == 1
-    assert value(samples, "logreg_predictions_total") == 4
+    samples = parse_samples(monitoring.exposition().decode())
+    assert sample_total(samples, "logreg_predictions_total", predicted_class="1") == 1
+    assert sample_total(samples, "logreg_predictions_total", predicted_class="c") == 2
+    assert sample_total(samples, "logreg_predictions_total", predicted_class="a") == 1
+    assert sample_total(samples, "logreg_predictions_total") == 4

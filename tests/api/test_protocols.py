@@ -33,13 +33,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.protocols import OUTPUTS
 
-TOY_BODY = {
-    "model": "toy",
-    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]],
-    "labels": [0, 0, 1, 1, 0, 1, 0, 1],
-    "feature_names": ["a", "b"],
-    "validation_fraction": 0,
-}
+from ..support import TOY_TRAIN
+
 #: A model with the features of MLflow's examples (a, b, c).
 ABC_BODY = {
     "model": "abc",
@@ -102,7 +97,7 @@ def toy_client(make_client: Callable[..., TestClient]) -> Callable[..., TestClie
     def make(**settings: Any) -> TestClient:
         client = make_client(**settings)
         headers = {"Authorization": f"Bearer {settings['api_keys']}"} if "api_keys" in settings else {}
-        assert client.post("/train", json=TOY_BODY, headers=headers).status_code == 201
+        assert client.post("/train", json=TOY_TRAIN, headers=headers).status_code == 201
         return client
 
     return make
@@ -150,7 +145,7 @@ def test_model_metadata(served, name, datatype):
 
 def test_metadata_and_readiness_follow_versions_and_aliases(toy_client):
     c = toy_client()
-    assert c.post("/train", json={**TOY_BODY, "feature_names": ["x", "y"]}).status_code == 201
+    assert c.post("/train", json={**TOY_TRAIN, "feature_names": ["x", "y"]}).status_code == 201
     assert c.put("/models/toy/aliases/production", json={"version": 1}).status_code == 200
     everything = c.get("/v2/models/toy").json()
     assert everything["versions"] == ["1", "2"]
@@ -169,7 +164,7 @@ def test_metadata_and_readiness_follow_versions_and_aliases(toy_client):
 
 def test_a_tampered_version_is_not_ready(make_client, tmp_path):
     store = tmp_path / "store"
-    assert make_client(model_store=store).post("/train", json=TOY_BODY).status_code == 201
+    assert make_client(model_store=store).post("/train", json=TOY_TRAIN).status_code == 201
     artefact = store / "toy" / "1" / "model.joblib"
     raw = bytearray(artefact.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -282,7 +277,7 @@ def test_a_single_feature_model_takes_rows_or_its_feature(make_client):
 
 def test_version_in_the_path(toy_client):
     c = toy_client()
-    assert c.post("/train", json={**TOY_BODY, "labels": [1 - v for v in TOY_BODY["labels"]]}).status_code == 201
+    assert c.post("/train", json={**TOY_TRAIN, "labels": [1 - v for v in TOY_TRAIN["labels"]]}).status_code == 201
     assert c.put("/models/toy/aliases/production", json={"version": 1}).status_code == 200
     rows = [[0.0, 0.0], [3.0, 3.0]]
     default = infer(c, "toy", {"inputs": [tensor(rows)]})
@@ -522,7 +517,7 @@ def test_mlflow_probabilities_threshold_and_version(toy_client, api_error):
               mentions="threshold")
     assert c.put("/models/toy/versions/1/threshold", json={"threshold": 0.0}).status_code == 200
     assert c.post("/invocations?model=toy", json={"inputs": rows}).json() == {"predictions": [1, 1, 1]}
-    assert c.post("/train", json={**TOY_BODY, "labels": [1 - v for v in TOY_BODY["labels"]]}).status_code == 201
+    assert c.post("/train", json={**TOY_TRAIN, "labels": [1 - v for v in TOY_TRAIN["labels"]]}).status_code == 201
     assert c.post("/invocations?model=toy&version=1", json={"inputs": rows}).json() == {"predictions": [1, 1, 1]}
     assert c.post("/invocations?model=toy&version=2", json={"inputs": rows}).json() == {
         "predictions": _labels(c, "toy", rows, threshold=0.5)} != {"predictions": [1, 1, 1]}
@@ -533,7 +528,7 @@ def test_mlflow_probabilities_threshold_and_version(toy_client, api_error):
 def test_mlflow_model_may_be_omitted_when_the_registry_holds_one(toy_client, api_error):
     c = toy_client()
     assert c.post("/invocations", json={"inputs": [[3.0, 3.0]]}).json() == {"predictions": [1]}
-    assert c.post("/train", json={**TOY_BODY, "model": "other"}).status_code == 201
+    assert c.post("/train", json={**TOY_TRAIN, "model": "other"}).status_code == 201
     api_error(c.post("/invocations", json={"inputs": [[3.0, 3.0]]}), 422, mentions="?model=NAME")
 
 
@@ -601,7 +596,7 @@ def test_csv_scores_like_json(served, name):
 
 def test_csv_with_version_threshold_and_media_type_parameters(toy_client):
     c = toy_client()
-    assert c.post("/train", json={**TOY_BODY, "labels": [1 - v for v in TOY_BODY["labels"]]}).status_code == 201
+    assert c.post("/train", json={**TOY_TRAIN, "labels": [1 - v for v in TOY_TRAIN["labels"]]}).status_code == 201
     body = b"b,a\n1.0,0.0\n3.0,3.0\n"
     rows = [[0.0, 1.0], [3.0, 3.0]]
     for version in ("1", "2"):

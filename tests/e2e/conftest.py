@@ -12,9 +12,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from ..support import Samples, parse_samples
 
 
 def free_port() -> int:
@@ -103,6 +106,19 @@ def kill_server(server: Server) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=30)
+
+
+def fresh(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request on a new connection, so the kernel may hand it to any worker."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return client.request(method, path, **kwargs)
+
+
+def scrape(server: Server) -> Samples:
+    """``GET /monitoring/metrics`` on a new connection (whichever worker answers), parsed."""
+    resp = fresh(server, "GET", "/monitoring/metrics")
+    assert resp.status_code == 200
+    return parse_samples(resp.text)
 
 
 def temp_entries(store: Path) -> list[Path]:

@@ -10,14 +10,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from service.client import LogregClient
 
-from .conftest import Server, start_server, stop_server
+from .conftest import Server, fresh, scrape, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,19 +37,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
     finally:
         stop_server(srv)
-
-
-def fresh(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One request on a new connection, so the kernel may hand it to either worker."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        return client.request(method, path, **kwargs)
-
-
-def scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    resp = fresh(server, "GET", "/monitoring/metrics")
-    assert resp.status_code == 200
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(resp.text) for s in family.samples}
 
 
 @pytest.fixture(scope="module")

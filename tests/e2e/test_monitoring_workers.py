@@ -14,23 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import Server, start_server, stop_server
+from ..support import TOY_TRAIN, sample_total
+from .conftest import Server, fresh, scrape, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
 KEY = "e2e-secret-key-7f3a"
 N_PREDICTIONS = 30
-TOY = {
-    "model": "toy",
-    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]],
-    "labels": [0, 0, 1, 1, 0, 1, 0, 1],
-    "feature_names": ["a", "b"],
-    "validation_fraction": 0,
-}
 LOG_FIELDS = {"method", "path", "status", "duration_ms", "model", "version", "rows", "request_id"}
 STALE = 1000.0  # a count a previous server left in the directory; a clean start must not show it
 
@@ -63,27 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, l
         stop_server(srv)
 
 
-def fresh(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """One request on a new connection, so the kernel may hand it to either worker."""
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        return client.request(method, path, **kwargs)
-
-
-def scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    resp = fresh(server, "GET", "/monitoring/metrics")
-    assert resp.status_code == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(resp.text)
-        for s in family.samples
-    }
-
-
-def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    want = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
-
-
 @pytest.fixture(scope="module")
 def traffic(server: tuple[Server, list[Path]]) -> dict[str, Any]:
     """Train one model, then N predictions over fresh connections, each with its own request id."""
@@ -92,8 +63,8 @@ def traffic(server: tuple[Server, list[Path]]) -> dict[str, Any]:
     deadline = time.monotonic() + 15
     while len(pids) < 2 and time.monotonic() < deadline:
         pids.add(fresh(srv, "GET", "/healthz").json()["pid"])
-    trained = fresh(srv, "POST", "/train", json=TOY, headers={"Authorization": f"Bearer {KEY}",
-                                                              "X-Request-ID": "e2e-train"})
+    trained = fresh(srv, "POST", "/train", json=TOY_TRAIN,
+                    headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "e2e-train"})
     assert trained.status_code == 201, trained.text
     answers = []
     for i in range(N_PREDICTIONS):
@@ -117,22 +88,22 @@ def test_every_scrape_counts_every_request_exactly_once(server, traffic):
     for _ in range(8):  # over fresh connections: either worker answers
         s = scrape(srv)
         labels = {"method": "POST", "route": "/predict_proba", "status": "200"}
-        assert total(s, "logreg_http_requests_total", **labels) == N_PREDICTIONS  # not 1000 + N: dir was emptied
-        assert total(s, "logreg_http_request_duration_seconds_count", **labels) == N_PREDICTIONS
-        assert total(s, "logreg_http_requests_total", route="/train", status="201") == 1
-        assert total(s, "logreg_http_requests_total") == N_PREDICTIONS + 1  # probes and scrapes are not traffic
-        assert total(s, "logreg_predictions_total", model="toy", version="1") == 2 * N_PREDICTIONS
-        assert total(s, "logreg_predictions_total", predicted_class="0") == N_PREDICTIONS
-        assert total(s, "logreg_predictions_total", predicted_class="1") == N_PREDICTIONS
-        assert total(s, "logreg_request_rows_count", route="/predict_proba") == N_PREDICTIONS
-        assert total(s, "logreg_request_rows_sum", route="/predict_proba") == 2 * N_PREDICTIONS
-        assert total(s, "logreg_trainings_total", model="toy", outcome="succeeded") == 1
-        assert total(s, "logreg_training_duration_seconds_count") == 1
-        loads = total(s, "logreg_registry_loads_total")
-        hits = total(s, "logreg_registry_cache_hits_total")
+        assert sample_total(s, "logreg_http_requests_total", **labels) == N_PREDICTIONS  # not 1000 + N: dir was emptied
+        assert sample_total(s, "logreg_http_request_duration_seconds_count", **labels) == N_PREDICTIONS
+        assert sample_total(s, "logreg_http_requests_total", route="/train", status="201") == 1
+        assert sample_total(s, "logreg_http_requests_total") == N_PREDICTIONS + 1  # probes and scrapes are not traffic
+        assert sample_total(s, "logreg_predictions_total", model="toy", version="1") == 2 * N_PREDICTIONS
+        assert sample_total(s, "logreg_predictions_total", predicted_class="0") == N_PREDICTIONS
+        assert sample_total(s, "logreg_predictions_total", predicted_class="1") == N_PREDICTIONS
+        assert sample_total(s, "logreg_request_rows_count", route="/predict_proba") == N_PREDICTIONS
+        assert sample_total(s, "logreg_request_rows_sum", route="/predict_proba") == 2 * N_PREDICTIONS
+        assert sample_total(s, "logreg_trainings_total", model="toy", outcome="succeeded") == 1
+        assert sample_total(s, "logreg_training_duration_seconds_count") == 1
+        loads = sample_total(s, "logreg_registry_loads_total")
+        hits = sample_total(s, "logreg_registry_cache_hits_total")
         assert 1 <= loads <= 2  # once per worker that served a prediction
         assert loads + hits == N_PREDICTIONS
-        assert 1 <= total(s, "logreg_models_loaded") <= 2
+        assert 1 <= sample_total(s, "logreg_models_loaded") <= 2
 
 
 def test_request_ids_are_echoed(traffic):

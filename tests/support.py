@@ -1,0 +1,39 @@
+"""Data and helpers shared by test packages: the toy training set and reading a Prometheus scrape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+TOY_FEATURES = [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0], [0.2, 0.9], [2.8, 2.6]]
+TOY_LABELS = [0, 0, 1, 1, 0, 1, 0, 1]
+TOY_NAMES = ["a", "b"]
+#: ``POST /train`` body of model ``toy``: 8 separable rows, 2 named features, no validation split.
+TOY_TRAIN: dict[str, Any] = {
+    "model": "toy", "features": TOY_FEATURES, "labels": TOY_LABELS, "feature_names": TOY_NAMES,
+    "validation_fraction": 0,
+}
+
+#: Prometheus samples by (name, labels).
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_samples(text: str) -> Samples:
+    """The samples of a Prometheus text exposition."""
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample_total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= ls)
+
+
+def scrape(client: Any) -> Samples:
+    """``GET /monitoring/metrics`` through ``client`` (a TestClient or an httpx client), parsed."""
+    resp = client.get("/monitoring/metrics")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/plain")
+    return parse_samples(resp.text)
