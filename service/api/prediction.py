@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from .. import operations
 from ..errors import InvalidInputError
-from ..explain import explain_loaded, predicted_index
+from ..explain import MAX_EXPLAIN_ROWS, explain_loaded, predicted_index
 from ..registry import LoadedModel
 from ..schemas import (
     MODEL_NAME_PATTERN,
@@ -24,7 +24,6 @@ from . import scoring
 from .bodies import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
 from .deps import RegistryDep
 from .errors import ERROR_RESPONSES
-from .explaining import EXPLAIN_PARAMETER, explain_requested
 from .security import ReadAccess
 
 router = APIRouter(tags=["prediction"], dependencies=ReadAccess)
@@ -43,6 +42,12 @@ CsvVersionQuery = Annotated[
     str | None,
     Query(max_length=64, description="With a `text/csv` body only: version number or alias (default: "
           "`production`, else the latest)."),
+]
+ExplainQuery = Annotated[
+    bool,
+    Query(description="Add `explanations`, one per row: each feature's contribution to the logit (per class for "
+          "multiclass models), the baseline, the top reasons and, for binary models, the change of each single "
+          f"feature that flips the decision at the threshold in use. At most {MAX_EXPLAIN_ROWS} rows."),
 ]
 CSV_NOTE = (" Rows come as JSON (`features` or `records`) or as `text/csv`: a header row naming the model's "
             "features (any order, no other columns) and one row of numbers per sample, with the model named in "
@@ -82,12 +87,11 @@ async def _scoring_input(
     + CSV_NOTE,
     response_model=PredictProbaResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={**openapi_body(PredictRequest, csv=True), "parameters": [EXPLAIN_PARAMETER]},
+    openapi_extra=openapi_body(PredictRequest, csv=True),
 )
 async def predict_proba(
-    request: Request, model: CsvModelQuery = None, version: CsvVersionQuery = None
+    request: Request, model: CsvModelQuery = None, version: CsvVersionQuery = None, explain: ExplainQuery = False
 ) -> Response:
-    explain = explain_requested(request)
     loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
     payload = scoring.proba_answer(request.app.state, request.scope, loaded, X)
     if explain:  # flips at the stored threshold (0.5 unless set), /predict's default
@@ -103,13 +107,12 @@ async def predict_proba(
     "stored threshold, else 0.5; multiclass models predict the most probable class." + CSV_NOTE,
     response_model=PredictResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra={**openapi_body(PredictRequest, csv=True), "parameters": [EXPLAIN_PARAMETER]},
+    openapi_extra=openapi_body(PredictRequest, csv=True),
 )
 async def predict(
     request: Request, threshold: ThresholdQuery = None,
-    model: CsvModelQuery = None, version: CsvVersionQuery = None,
+    model: CsvModelQuery = None, version: CsvVersionQuery = None, explain: ExplainQuery = False,
 ) -> Response:
-    explain = explain_requested(request)
     loaded, X, _, _ = await _scoring_input(request, PredictRequest, (model, version))
     payload, index = scoring.labels_answer(request.app.state, request.scope, loaded, X, threshold)
     if explain:
