@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/engine.py
-	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/serve.py --rounds 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

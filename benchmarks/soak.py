@@ -32,7 +32,7 @@ end within 10% of the memory after warm-up". What this script does, in one go:
    disk, and PASS/MISS for "no errors" (none in warm-up or soak: any non-2xx answer but a 429 from
    ``/train``, any wrong-shaped answer, any exception) and for "end RSS within 10% of after-warm-up RSS".
 
-Every training stores a new version on disk (about 10 per second here) and the server keeps up to 16 loaded
+Every training stores a new version on disk (tens per second here) and the server keeps up to 16 loaded
 versions per process: that is real behaviour the soak exercises, not something to tune away.
 
 Latencies are measured in the client around each request (send to last byte read). Client and server share

@@ -1,7 +1,7 @@
 """The scoring fast path: plain JSON ``POST /predict_proba`` and ``POST /predict`` without the framework.
 
-Scoring one row costs the model about 15 µs; FastAPI's routing, dependency resolution and parameter
-validation around it cost several times that. This middleware answers the plain requests itself (a JSON
+Scoring one row takes the model a few numpy calls; FastAPI's routing, dependency resolution and
+parameter validation around it cost several times that. This middleware answers the plain requests itself (a JSON
 body; no query, or only ``threshold`` on ``/predict``) through the same functions as the routes
 (:mod:`service.api.scoring`, :func:`~service.api.bodies.validate_envelope`), checking in the same
 order, so both give the same answers, record the same metrics and logs, and fail with the same errors

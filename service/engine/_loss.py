@@ -32,12 +32,12 @@ _HESSIAN_CHUNK = 8192
 #: Rows per block of the implicit ``X @ A.T``: each block's transpose into the ``(k, n)`` logits stays in cache.
 _LOGIT_CHUNK = 4096
 #: Largest ``X`` (in bytes) the loss copies into its standardized, transposed layout: there the copy (1.5 times
-#: X with its single-precision twin) is small, and a product with it is a fifth faster on digits than with X.
+#: X with its single-precision twin) is small, and one BLAS call on it beats the implicit standardization.
 _DENSE_BYTES = 4 * 2**20
 #: Largest feature magnitude the single-precision copy takes: far from float32 overflow even after products.
 _SINGLE_MAX = 1e6
 #: Fewest multiply-adds of a product with ``X`` for which single precision pays: below, converting the
-#: operands costs more than the faster product saves (breast cancer, 14k, fits 7% slower with it).
+#: operands costs more than the faster product saves (breast cancer, at 14k, fits slower with it).
 _SINGLE_MIN_WORK = 2**17
 
 
