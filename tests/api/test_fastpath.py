@@ -80,8 +80,8 @@ def test_plain_requests_are_answered_without_the_routes_and_as_the_routes_answer
     assert routes.seen == []
 
 
-def test_the_app_serves_plain_requests_through_the_fast_path(served):
-    """The app itself: the same answers with and without a routed query, and the drift header on both."""
+def test_the_app_answers_plain_and_routed_requests_alike(served):
+    """The whole app: the same answer with and without a routed query, and the drift header on both."""
     bc = served.data["bc"]
     content = orjson.dumps({"model": "bc", "features": (bc.X[:4] * [[1], [1], [100], [1]]).tolist()})
     mine = served.client.post("/predict", content=content, headers=JSON)

@@ -104,26 +104,8 @@ def error_shape(ctx: schemathesis.CheckContext, response: schemathesis.Response,
     return True
 
 
-#: FastAPI's own answer when it cannot decode the JSON body of a route it parses itself (PUT alias and
-#: threshold): a 400 the OpenAPI page does not document (e.g. a body that is not UTF-8, nested deeper
-#: than Python's recursion limit, or an integer of over 4300 digits). Known finding, pinned by the strict
-#: xfail ``test_hostile_input.py::test_undecodable_body_on_pydantic_routes_is_a_documented_422``;
-#: tolerated here so the run goes on to look for anything else.
-FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
-
-
-def documented_status(ctx: schemathesis.CheckContext, response: schemathesis.Response,
-                      case: schemathesis.Case) -> bool | None:
-    """``status_code_conformance``, except for the one known undocumented 400 described above."""
-    if response.status_code == 400 and case.method.upper() == "PUT":
-        body = response.json()
-        if isinstance(body, dict) and body.get("error", {}).get("message") == FASTAPI_BODY_PARSE_ERROR:
-            return True
-    return status_code_conformance(ctx, response, case)
-
-
 CHECKS: list[Callable[..., Any]] = [
-    not_a_server_error, response_schema_conformance, documented_status, content_type_conformance, error_shape,
+    not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance, error_shape,
 ]
 
 
