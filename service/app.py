@@ -1,8 +1,8 @@
-"""The app factory: ``create_app(settings)`` wires the registry, the routes and the error handling."""
+"""The app factory: ``create_app(settings)`` builds the services, then wires the routes, the middleware and
+the error handling around them."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -15,22 +15,26 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
-from . import __version__, operations
-from .api import dashboard, health, jobs, models, prediction, protocols, training
-from .api import monitoring as monitoring_routes
+from . import __version__
 from .api.bodies import DOCUMENTED_BODIES
-from .api.drift import DriftTracker
-from .api.drift import router as drift_router
+from .api.deps import Services
+from .api.dialects import mlflow, v2
 from .api.errors import install_error_handlers
-from .api.fastpath import ScoringFastPath
-from .api.limits import BodySizeLimit
-from .api.monitoring import Monitoring, RequestObserver, configure_logging, multiprocess_dir
-from .api.training import Trainer
+from .api.middleware.body_limit import BodySizeLimit
+from .api.middleware.fastpath import ScoringFastPath
+from .api.middleware.observer import RequestObserver
+from .api.routes import ROUTERS, dashboard, prediction
+from .api.security import key_digests
+from .config import Settings, get_settings
 from .engine import ConvergenceWarning
 from .errors import RegistryUnavailableError
-from .jobs import JobStore, SlotPool
-from .registry import ModelRegistry
-from .settings import Settings, get_settings
+from .observability.logging import configure_logging
+from .observability.prometheus import Monitoring, multiprocess_dir
+from .services.drift_tracker import DriftTracker
+from .services.scoring import Scorer
+from .services.training import Trainer
+from .store.jobs import JobStore, SlotPool
+from .store.registry import ModelRegistry
 
 log = logging.getLogger("service")
 
@@ -57,12 +61,11 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.json_logs)
     registry = registry or ModelRegistry(
-        settings.model_store, cache_size=settings.cache_size, write_delay=settings.write_delay,
-        recheck_seconds=settings.registry_recheck_seconds,
+        settings.model_store, cache_size=settings.cache_size, recheck_seconds=settings.registry_recheck_seconds
     )
-    registry.metadata_validator = operations.metadata_problems
     monitoring = Monitoring()
     monitoring.watch_registry(registry)
+    drift = DriftTracker(monitoring, settings.drift_window_rows)
     trainer = Trainer(
         JobStore(registry.root),
         SlotPool(registry.root, settings.max_concurrent_trainings),
@@ -70,6 +73,10 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         settings.train_timeout_seconds,
     )
     keys = settings.keys()
+    services = Services(
+        settings=settings, registry=registry, monitoring=monitoring, drift=drift, trainer=trainer,
+        scorer=Scorer(registry, monitoring, drift, settings.max_predict_rows), api_keys=key_digests(keys),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,26 +106,19 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             {"name": "prediction", "description": "Score rows and evaluate versions."},
             {"name": "registry", "description": "Models, versions, aliases and thresholds."},
             {"name": "health", "description": "Probes and monitoring."},
-            {"name": protocols.V2_TAG, "description": "The V2 / Open Inference Protocol (KServe, Triton, MLServer) "
+            {"name": v2.V2_TAG, "description": "The V2 / Open Inference Protocol (KServe, Triton, MLServer) "
              "over REST: metadata, probes and `infer`. Errors answer `{\"error\": \"...\"}`."},
-            {"name": protocols.MLFLOW_TAG, "description": "MLflow's scoring server: `POST /invocations`, "
+            {"name": mlflow.MLFLOW_TAG, "description": "MLflow's scoring server: `POST /invocations`, "
              "`GET /ping`, `GET /health`, `GET /version`."},
         ],
     )
-    app.state.settings = settings
-    app.state.registry = registry
-    app.state.monitoring = monitoring
-    app.state.drift = DriftTracker(monitoring, settings.drift_window_rows)
-    app.state.trainer = trainer
-    app.state.api_keys = [hashlib.sha256(k.encode()).digest() for k in keys]
+    app.state.services = services
     # Innermost: the size limit, request ids, logs and metrics apply to it as to the routes.
-    app.add_middleware(ScoringFastPath, state=app.state, routes=prediction.router.routes)
+    app.add_middleware(ScoringFastPath, services=services, routes=prediction.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
-    # The scoring routes come first: routes are matched in order, and they are the hot path.
-    for router in (prediction.router, training.router, jobs.router, models.router, health.router,
-                   monitoring_routes.router, drift_router, protocols.router, dashboard.router):
+    for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     _document_parsed_bodies(app)

@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import operations
+from .config import Settings
+from .data.csv_text import read_feature_csv, read_labelled_csv
+from .domain import TrainParams
 from .errors import LogregError
-from .registry import ModelRegistry
-from .schemas import TrainParams
-from .settings import Settings
+from .services.scoring import predict, predict_proba
+from .services.training import train_and_store
+from .store.registry import ModelRegistry
 
 DEMO_MODEL = "breast-cancer"
 DEMO_TARGET = "diagnosis"
@@ -49,8 +51,8 @@ def ensure_demo(registry: ModelRegistry, csv_path: Path = DEMO_CSV) -> dict[str,
     if not csv_path.is_file():
         print(f"demo data {csv_path} not found; starting with an empty registry", file=sys.stderr)
         return None
-    X, y, names = operations.parse_csv(csv_path.read_bytes(), DEMO_TARGET)
-    report = operations.train_and_store(
+    X, y, names = read_labelled_csv(csv_path.read_bytes(), DEMO_TARGET)
+    report = train_and_store(
         registry, DEMO_MODEL, X, y, feature_names=names, params=TrainParams().model_dump(),
         description="Wisconsin diagnostic breast-cancer data (demo)", tags={"source": csv_path.name},
     )
@@ -106,8 +108,8 @@ def _prepare_prometheus_dir(settings: Settings) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     params = TrainParams.model_validate(dict(args.param or []))
-    X, y, names = operations.parse_csv(Path(args.file).read_bytes(), args.target)
-    report = operations.train_and_store(
+    X, y, names = read_labelled_csv(Path(args.file).read_bytes(), args.target)
+    report = train_and_store(
         _registry(args), args.model, X, y, feature_names=names, params=params.model_dump(),
         validation_fraction=args.validation_fraction, description=args.description,
         tags={"source": Path(args.file).name}, calibration=args.calibration,
@@ -132,16 +134,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     loaded = _registry(args).load(args.model, args.version)
-    names: list[str] = loaded.metadata["feature_names"]
-    with open(args.file, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [n for n in names if n not in (reader.fieldnames or [])]
-        if missing:
-            raise LogregError(f"{args.file} lacks the model's feature column(s) {missing[:5]}")
-        records = [{n: float(row[n]) for n in names} for row in reader]
-    X = operations.records_to_matrix(records, names)
-    proba = operations.predict_proba(loaded, X)
-    labels, _, _ = operations.predict(loaded, X, args.threshold)
+    X = read_feature_csv(Path(args.file).read_bytes(), loaded.metadata.feature_names, ignore_extra=True)
+    proba = predict_proba(loaded, X)
+    labels, _, _ = predict(loaded, X, args.threshold)
     classes = loaded.model.classes_.tolist()
     out = csv.writer(sys.stdout)
     out.writerow(["prediction", *[f"p_{c}" for c in classes]])

@@ -1,8 +1,22 @@
-"""Domain errors of the service, as a small tree.
+"""Domain errors of the service, as one tree; no HTTP status codes live here.
 
-No HTTP status codes live here: ``service.api.errors`` maps each class to a response in one place.
-Each class names its ``kind``, the machine-readable ``type`` clients see in every error body (and in a
-failed background job's ``error``).
+::
+
+    LogregError                      every error the service raises on purpose (message + details)
+    ├── NotFoundError                a model, version, alias or job that does not exist
+    ├── ConflictError                the request contradicts the current state (an alias on a deleted version)
+    ├── InvalidInputError            content that cannot be used: shape, names, values, types
+    ├── IntegrityError               a stored artefact or record fails its checksum or schema; never loaded
+    ├── LimitExceededError           over a configured limit: rows, body size, cells
+    ├── RegistryUnavailableError     the registry directory cannot be read or written
+    ├── BusyError                    too many trainings at once; retry after ``retry_after`` seconds
+    ├── TimeLimitError               a training went over its wall-clock limit; nothing was stored
+    ├── JobCancelledError            a background training was cancelled; nothing was stored
+    ├── AuthenticationError          a protected route was called without an API key
+    └── PermissionDeniedError        the API key given is not one of the configured keys
+
+``service.api.errors`` maps each class to a response in one place. Each class names its ``kind``: the
+machine-readable ``type`` clients see in every error body and in a failed background job's ``error``.
 """
 
 from __future__ import annotations
@@ -34,19 +48,19 @@ class ConflictError(LogregError):
 
 
 class InvalidInputError(LogregError):
-    """The request is well-formed JSON but its content cannot be used (shape, names, values)."""
+    """The request is well-formed but its content cannot be used (shape, names, values)."""
 
     kind: ClassVar[str] = "invalid_input"
 
 
 class IntegrityError(LogregError):
-    """An artefact on disk does not match its recorded checksum or metadata; it is never loaded."""
+    """An artefact or record on disk does not match its checksum or schema; it is never loaded."""
 
     kind: ClassVar[str] = "integrity_error"
 
 
 class LimitExceededError(LogregError):
-    """A configured limit (rows, body size, concurrent trainings) was exceeded."""
+    """A configured limit (rows, body size, training cells) was exceeded."""
 
     kind: ClassVar[str] = "limit_exceeded"
 
@@ -73,7 +87,19 @@ class TimeLimitError(LogregError):
     kind: ClassVar[str] = "time_limit_exceeded"
 
 
-class CancelledError(LogregError):
+class JobCancelledError(LogregError):
     """A background training job was cancelled; nothing was stored."""
 
     kind: ClassVar[str] = "cancelled"
+
+
+class AuthenticationError(LogregError):
+    """A route that needs an API key was called without one."""
+
+    kind: ClassVar[str] = "unauthorized"
+
+
+class PermissionDeniedError(LogregError):
+    """The API key sent is not one of the configured keys."""
+
+    kind: ClassVar[str] = "forbidden"

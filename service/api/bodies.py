@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from .. import operations
+from ..data.csv_text import read_feature_csv
 from ..errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -72,8 +72,8 @@ async def read_csv_matrix(request: Request, feature_names: Sequence[str], max_ro
     if not raw:
         raise InvalidInputError("the request body is empty: send a CSV with a header row and data rows")
     if len(raw) < _INLINE_PARSE_BYTES:
-        return operations.csv_matrix(raw, feature_names, max_rows)
-    return await run_in_threadpool(operations.csv_matrix, raw, feature_names, max_rows)
+        return read_feature_csv(raw, feature_names, max_rows)
+    return await run_in_threadpool(read_feature_csv, raw, feature_names, max_rows)
 
 
 def validate_envelope(model: type[M], obj: dict[str, Any]) -> tuple[M, dict[str, Any]]:

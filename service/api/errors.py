@@ -1,6 +1,8 @@
-"""The one place where domain errors and validation failures become HTTP answers.
+"""The one place where domain errors and validation failures become HTTP answers, in both error dialects.
 
-Every error has the shape ``{"error": {"type", "message", "details"}}``.
+The service's own shape is ``{"error": {"type", "message", "details"}}``; the V2 / Open Inference
+Protocol's is ``{"error": "<message>"}``, with 400 where the service says 422. Both take their status
+codes and headers from :data:`ERROR_STATUS` and :func:`error_headers`.
 """
 
 from __future__ import annotations
@@ -17,31 +19,35 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
+    AuthenticationError,
     BusyError,
-    CancelledError,
     ConflictError,
     IntegrityError,
     InvalidInputError,
+    JobCancelledError,
     LimitExceededError,
     LogregError,
     NotFoundError,
+    PermissionDeniedError,
     RegistryUnavailableError,
     TimeLimitError,
 )
-from ..schemas import ErrorResponse
-from .security import AuthError
+from .schemas import ErrorResponse
 
 log = logging.getLogger("service.api")
 
-#: Status code of each domain error; the first matching base class wins. The ``type`` is the error's ``kind``.
+#: Status code of each domain error; the first matching class wins. The ``type`` is the error's ``kind``.
 ERROR_STATUS: list[tuple[type[LogregError], int]] = [
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
     (NotFoundError, 404),
-    (CancelledError, 409),
+    (JobCancelledError, 409),
     (TimeLimitError, 422),
     (ConflictError, 409),
     (IntegrityError, 409),
     (LimitExceededError, 413),
     (InvalidInputError, 422),
+    (BusyError, 429),
     (RegistryUnavailableError, 503),
 ]
 
@@ -60,6 +66,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def status_of(exc: LogregError) -> int:
+    """The HTTP status of a domain error (400 when no class of ``ERROR_STATUS`` matches)."""
+    return next((status for cls, status in ERROR_STATUS if isinstance(exc, cls)), 400)
+
+
+def error_headers(exc: LogregError) -> dict[str, str] | None:
+    """Headers an error answer carries: how to authenticate, when to retry."""
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, BusyError):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def error_response(
     status: int, kind: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> Response:
@@ -70,11 +90,6 @@ def error_response(
     except TypeError:  # e.g. an integer beyond 64 bits echoed back in the details
         content = json.dumps(body, default=str).encode()
     return Response(content, status_code=status, media_type="application/json", headers=headers)
-
-
-def status_of(exc: LogregError) -> int:
-    """The HTTP status of a domain error (400 when no class of ``ERROR_STATUS`` matches)."""
-    return next((status for cls, status in ERROR_STATUS if isinstance(exc, cls)), 400)
 
 
 def validation_problems(errors: list[Any], prefix: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], str]:
@@ -89,19 +104,35 @@ def validation_problems(errors: list[Any], prefix: tuple[str, ...] = ()) -> tupl
 
 def domain_error_response(exc: LogregError) -> Response:
     """The answer to a domain error (also given by the scoring fast path, which has no handlers)."""
-    if isinstance(exc, AuthError):
-        kind = "unauthorized" if exc.status == 401 else "forbidden"
-        return error_response(exc.status, kind, exc.message, headers={"WWW-Authenticate": "Bearer"})
-    if isinstance(exc, BusyError):
-        headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(429, exc.kind, exc.message, exc.details, headers=headers)
-    return error_response(status_of(exc), exc.kind, exc.message, exc.details)
+    return error_response(status_of(exc), exc.kind, exc.message, exc.details, headers=error_headers(exc))
 
 
 def body_validation_response(exc: ValidationError) -> Response:
     """The answer to a body that failed its pydantic model (as for :func:`domain_error_response`)."""
     details, summary = validation_problems(exc.errors(include_url=False, include_input=False), ("body",))
     return error_response(422, "validation_error", summary, details)
+
+
+# -- the V2 dialect ---------------------------------------------------------------------------------------
+def v2_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error answer in the V2 protocol's shape."""
+    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def v2_error_response(exc: Exception) -> Response | None:
+    """The V2 protocol's answer to an exception (the service's statuses, 400 for invalid input), or None
+    to let the app's handlers deal with it."""
+    if isinstance(exc, LogregError):
+        status = status_of(exc)
+        return v2_error(400 if status == 422 else status, exc.message, headers=error_headers(exc))
+    if isinstance(exc, RequestValidationError):
+        return v2_error(400, validation_problems(list(exc.errors()))[1])
+    if isinstance(exc, ValidationError):
+        return v2_error(400, validation_problems(exc.errors(include_url=False, include_input=False))[1])
+    if isinstance(exc, StarletteHTTPException) and exc.status_code < 500:
+        return v2_error(400 if exc.status_code == 422 else exc.status_code, str(exc.detail))
+    return None  # e.g. the body-size limit's own signal, or a bug: the app answers it
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,38 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
-from starlette.datastructures import State
 
-from ..errors import LogregError
+from ..errors import AuthenticationError, PermissionDeniedError
+from .deps import Services, services_of
 
 bearer = HTTPBearer(auto_error=False, description="An API key from LOGREG_API_KEYS, sent as a Bearer token.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-class AuthError(LogregError):
-    """Missing (401) or wrong (403) API key."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+def key_digests(keys: Sequence[str]) -> tuple[bytes, ...]:
+    """How keys are kept in memory: their sha256 digests."""
+    return tuple(hashlib.sha256(k.encode()).digest() for k in keys)
 
 
-def _check(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
-    keys: list[bytes] = request.app.state.api_keys
-    if not keys:
-        return
-    if credentials is None or not credentials.credentials:
-        raise AuthError("this route needs an API key: send `Authorization: Bearer <key>`", 401)
-    if not key_valid(keys, credentials.credentials):
-        raise AuthError("the API key is not valid", 403)
-
-
-def key_valid(keys: list[bytes], token: str) -> bool:
+def key_valid(keys: Sequence[bytes], token: str) -> bool:
     """Whether ``token`` is one of the keys (given as sha256 digests), compared in constant time."""
     given = hashlib.sha256(token.encode()).digest()
     matched = False
@@ -44,25 +32,34 @@ def key_valid(keys: list[bytes], token: str) -> bool:
     return matched
 
 
-def read_allowed(state: State, authorization: str | None) -> bool:
+def _check(services: Services, credentials: HTTPAuthorizationCredentials | None) -> None:
+    if not services.api_keys:
+        return
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("this route needs an API key: send `Authorization: Bearer <key>`")
+    if not key_valid(services.api_keys, credentials.credentials):
+        raise PermissionDeniedError("the API key is not valid")
+
+
+def read_allowed(services: Services, authorization: str | None) -> bool:
     """Whether a read route may answer a request with this ``Authorization`` header: the scoring fast
     path's check (when it says no, the route's dependency answers the 401 or 403 that says why)."""
-    keys: list[bytes] = state.api_keys
-    if not keys or not state.settings.protect_reads:
+    if not services.api_keys or not services.settings.protect_reads:
         return True
     scheme, token = get_authorization_scheme_param(authorization)
-    return scheme.lower() == "bearer" and bool(token) and key_valid(keys, token)
+    return scheme.lower() == "bearer" and bool(token) and key_valid(services.api_keys, token)
 
 
 async def require_write_key(request: Request, credentials: Credentials) -> None:
     """Mutating routes: a key is required whenever keys are configured."""
-    _check(request, credentials)
+    _check(services_of(request), credentials)
 
 
 async def require_read_key(request: Request, credentials: Credentials) -> None:
     """Prediction and read routes: a key is required only with ``LOGREG_PROTECT_READS=true``."""
-    if request.app.state.settings.protect_reads:
-        _check(request, credentials)
+    services = services_of(request)
+    if services.settings.protect_reads:
+        _check(services, credentials)
 
 
 WriteAccess = [Depends(require_write_key)]

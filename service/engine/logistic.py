@@ -11,14 +11,11 @@ from numpy.typing import NDArray
 
 from ._base import ParamsMixin
 from ._loss import Array, LinearLoss, log1pexp, log_softmax
-from ._minibatch import MINIBATCH_SOLVERS, SCHEDULES, Schedule, minibatch
+from ._minibatch import MINIBATCH_SOLVERS, Schedule, minibatch
 from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
 from ._validation import check_sample_weight, check_X, check_y, feature_names_of
 from .exceptions import ConvergenceWarning, NotFittedError
-
-PENALTIES = ("l2", "l1", "elasticnet", "none")
-FULL_BATCH_SOLVERS = ("lbfgs", "newton", "proximal")
-SOLVERS = FULL_BATCH_SOLVERS + MINIBATCH_SOLVERS
+from .params import SOLVERS, check_params
 
 #: Budgets when ``max_iter=None``: iterations for full-batch solvers, epochs for mini-batch ones.
 DEFAULT_MAX_ITER = {"lbfgs": 1000, "newton": 100, "proximal": 10000, **dict.fromkeys(MINIBATCH_SOLVERS, 200)}
@@ -170,49 +167,7 @@ class LogisticRegression(ParamsMixin):
 
     # -- hyperparameter checks ------------------------------------------------------------------------
     def _check_params(self) -> None:
-        def bad(name: str, rule: str) -> ValueError:
-            return ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
-
-        if self.penalty not in PENALTIES:
-            raise bad("penalty", f"one of {PENALTIES}")
-        if self.solver not in SOLVERS:
-            raise bad("solver", f"one of {SOLVERS}")
-        if self.penalty in ("l1", "elasticnet") and self.solver in ("lbfgs", "newton"):
-            raise ValueError(
-                f"solver={self.solver!r} supports only smooth penalties ('l2', 'none'), got "
-                f"penalty={self.penalty!r}; use solver='proximal' or a mini-batch solver for L1"
-            )
-        if self.alpha is not None and self.C is not None:
-            raise ValueError(f"give alpha or C, not both (got alpha={self.alpha!r}, C={self.C!r})")
-        if self.alpha is not None and not (np.isfinite(self.alpha) and self.alpha >= 0):
-            raise bad("alpha", "a finite number >= 0")
-        if self.C is not None and not (np.isfinite(self.C) and self.C > 0):
-            raise bad("C", "a finite number > 0")
-        if not 0.0 <= self.l1_ratio <= 1.0:
-            raise bad("l1_ratio", "in [0, 1]")
-        if self.max_iter is not None and (not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1):
-            raise bad("max_iter", "a positive integer or None")
-        if self.tol is not None and not (np.isfinite(self.tol) and self.tol >= 0):
-            raise bad("tol", "a finite number >= 0 or None")
-        if self.lr_schedule not in SCHEDULES:
-            raise bad("lr_schedule", f"one of {SCHEDULES}")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise bad("batch_size", "a positive integer")
-        if self.learning_rate is not None and not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise bad("learning_rate", "a finite number > 0 or None")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise bad("validation_fraction", "in (0, 1)")
-        if not isinstance(self.n_iter_no_change, (int, np.integer)) or self.n_iter_no_change < 1:
-            raise bad("n_iter_no_change", "a positive integer")
-        for name in ("momentum", "beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise bad(name, "in [0, 1)")
-        if not 0.0 < self.lr_gamma <= 1.0:
-            raise bad("lr_gamma", "in (0, 1]")
-        if self.lr_step_size < 1:
-            raise bad("lr_step_size", "a positive integer")
-        if self.lr_decay < 0 or self.lr_min < 0:
-            raise ValueError(f"lr_decay and lr_min must be >= 0, got {self.lr_decay!r}, {self.lr_min!r}")
+        check_params(self.get_params())
 
     def _class_weights(self, y_enc: NDArray[np.intp], sw: Array) -> Array:
         k = len(self.classes_)

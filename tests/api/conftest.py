@@ -29,10 +29,10 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
-from service.api.monitoring import JsonFormatter
 from service.app import create_app
-from service.registry import LoadedModel, ModelRegistry
-from service.settings import Settings
+from service.config import Settings
+from service.observability.logging import JsonFormatter
+from service.store.registry import LoadedModel, ModelRegistry
 
 from ..support import TOY_FEATURES, TOY_LABELS, TOY_NAMES
 

@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.api import security
-from service.api.monitoring import JsonFormatter
 from service.app import create_app
-from service.jobs import JobStore
-from service.settings import Settings
+from service.config import Settings
+from service.observability.logging import JsonFormatter
+from service.store.jobs import JobStore
 
 from ..support import TOY_TRAIN
 
@@ -65,10 +65,10 @@ def check_denied(resp: Any, status: int, api_error: Callable[..., dict[str, Any]
 
 def queued_job(client: TestClient) -> str:
     """A job record on the client's store that nobody runs yet (queued, so it can be cancelled)."""
-    store: Path = client.app.state.registry.root  # type: ignore[attr-defined]
+    store: Path = client.app.state.services.registry.root  # type: ignore[attr-defined]
     job, created = JobStore(store).create("toy")
     assert created
-    return job["id"]
+    return job.id
 
 
 # (name, method, path, request kwargs, success status, setup)

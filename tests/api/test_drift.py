@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.registry import ModelRegistry
+from service.store.registry import ModelRegistry
 
 from ..support import Samples, sample_total, scrape
 
@@ -205,9 +205,9 @@ def test_a_version_without_statistics_still_predicts(client, api_error, tmp_path
     train(client)
     registry = ModelRegistry(tmp_path / "store", cache_size=0)
     old = registry.load("gauss", 1)
-    meta = {k: v for k, v in old.metadata.items()
-            if k not in ("feature_statistics", "name", "version", "created_at", "sha256", "artefact")}
-    assert registry.save("gauss", old.model, meta)["version"] == 2
+    meta = old.metadata.model_dump(exclude_unset=True, exclude={"feature_statistics", "name", "version",
+                                                                "created_at", "sha256", "artefact"})
+    assert registry.save("gauss", old.model, meta).version == 2
     far = sample(3, seed=8, shift_in_stds=50)
     for route in ("/predict", "/predict_proba"):
         resp = predict(client, far, route, version=2)
@@ -223,7 +223,7 @@ def test_a_version_without_statistics_still_predicts(client, api_error, tmp_path
 
 # -- bounds ------------------------------------------------------------------------------------------------------
 def test_wide_models_keep_the_header_but_publish_no_per_feature_series(client):
-    from service.api import drift as drift_api
+    from service.services import drift_tracker as drift_api
 
     d = drift_api.MAX_FEATURE_SERIES + 1
     rng = np.random.default_rng(0)
@@ -243,7 +243,7 @@ def test_wide_models_keep_the_header_but_publish_no_per_feature_series(client):
 
 
 def test_the_least_recently_used_versions_are_dropped(client, monkeypatch):
-    from service.api import drift as drift_api
+    from service.services import drift_tracker as drift_api
 
     monkeypatch.setattr(drift_api, "MAX_VERSIONS", 2)
     far = sample(120, seed=9, shift_in_stds=50)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.explain import MAX_EXPLAIN_ROWS
+from service.domain import MAX_EXPLAIN_ROWS
 
 BINARY_KEYS = {"predicted_class", "logit", "baseline", "contributions", "top_reasons", "threshold",
                "logit_threshold", "flips"}

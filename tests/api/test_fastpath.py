@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from service.api import prediction, scoring
-from service.api.fastpath import ScoringFastPath
+from service.api.middleware.fastpath import ScoringFastPath
+from service.api.routes import prediction
+from service.services.scoring import Scorer
 
 from ..support import sample_total, scrape
 from .conftest import asgi_post
@@ -44,7 +45,7 @@ class Routes:
 def fast_path_over(client: TestClient) -> tuple[TestClient, Routes]:
     """A client of the fast path alone, on ``client``'s app state, with a recorder in place of the routes."""
     routes = Routes()
-    middleware = ScoringFastPath(routes, state=client.app.state, routes=prediction.router.routes)  # type: ignore[attr-defined]
+    middleware = ScoringFastPath(routes, services=client.app.state.services, routes=prediction.router.routes)  # type: ignore[attr-defined]
     return TestClient(middleware, raise_server_exceptions=True), routes
 
 
@@ -150,7 +151,7 @@ def test_failures_get_the_routes_answer_without_reaching_them(served, api_error,
 def test_a_body_in_several_chunks(served):
     """Bodies that arrive in pieces are read whole before scoring."""
     routes = Routes()
-    middleware = ScoringFastPath(routes, state=served.client.app.state, routes=prediction.router.routes)
+    middleware = ScoringFastPath(routes, services=served.client.app.state.services, routes=prediction.router.routes)
     content = orjson.dumps({"model": "bc", "features": served.data["bc"].X[:50].tolist()})
     assert len(content) > 3 * 1000
     answer = asgi_post(middleware, "/predict_proba", content, chunk=1000)
@@ -223,7 +224,7 @@ def test_an_unexpected_failure_is_left_to_the_routes_with_its_body(served, monke
     def broken(*args: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(scoring, "proba_answer", broken)
+    monkeypatch.setattr(Scorer, "proba_answer", broken)
     fast, routes = fast_path_over(served.client)
     resp = fast.post("/predict_proba", content=ONE_ROW, headers=JSON)
     assert resp.status_code == 418

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.app import create_app
-from service.settings import Settings
+from service.config import Settings
 
 from .conftest import asgi_post
 

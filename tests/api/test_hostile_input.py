@@ -10,8 +10,8 @@ disk; a registry directory that disappears (re-created when possible, 503 when n
 "Intact" means: no file of the registry changed (sha256 of every file under the model directories),
 ``GET /models`` answers the same, and every stored version still loads and predicts.
 
-Known gaps are pinned by strict xfails (see the ``FINDING`` markers); each turns into a failure, as a
-reminder to drop the marker, once the service is fixed.
+Known gaps, when there are any, are pinned by strict xfails with a ``FINDING`` reason; each turns into a
+failure, as a reminder to drop the marker, once the service is fixed.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.registry import ModelRegistry
-from service.settings import Settings
+from service.config import Settings
+from service.store.registry import ModelRegistry
 
 JSON = {"content-type": "application/json"}
 SCORING_ROUTES = ["/predict_proba", "/predict", "/metrics"]
@@ -353,12 +353,10 @@ def test_a_string_deep_in_a_big_batch_is_422(make_client, api_error, route):
     api_error(client.post(route, json=body), 422, "invalid_input", "row 700")
 
 
-@pytest.mark.xfail(strict=True, reason="FINDING: booleans mixed with numbers are taken as 1.0/0.0 (numpy upcasts "
-                   "them to float64), while rows of booleans alone are refused as not numbers")
 @pytest.mark.parametrize("raw", [b"[[true, 1.0], [0.0, 1.0]]", b"[[0.0, 1.0], [1.0, false]]"], ids=["row-0", "row-1"])
 @pytest.mark.parametrize("route", BODY_ROUTES)
 def test_booleans_among_numbers_are_422(make_client, api_error, route, raw):
-    client = make_client()  # not the shared app: today /train stores this as a new version
+    client = make_client()  # not the shared app: a wrongly accepted /train would store a new version
     assert client.post("/train", json=train_body()).status_code == 201
     api_error(client.post(route, content=raw_body(route, raw), headers=JSON), 422, "invalid_input", "features")
 
@@ -486,7 +484,7 @@ def test_unknown_versions_in_a_body_are_404_or_422(intact, api_error, version):
 # -- a 60 MB body against the default 50 MB limit ------------------------------------------------------
 @pytest.mark.parametrize("route", BODY_ROUTES)
 def test_a_60_mb_body_is_413(intact, api_error, route):
-    assert intact.client.app.state.settings.max_body_bytes == 50 * MB  # the default
+    assert intact.client.app.state.services.settings.max_body_bytes == 50 * MB  # the default
     raw = raw_body(route, b"[[0.5, 0.5]" + b", [0.5, 0.5]" * ((60 * MB) // 12) + b"]")
     assert len(raw) > 60 * MB
     err = api_error(intact.client.post(route, content=raw, headers=JSON), 413, "limit_exceeded")
@@ -625,8 +623,8 @@ def test_tampered_metadata_is_refused_and_other_versions_serve(trained, make_cli
 def test_tampered_metadata_fields_are_never_a_500(make_client, api_error, field, value, method, path, body):
     client = make_client()
     assert client.post("/train", json=train_body(validation_fraction=0.5)).status_code == 201
-    edit_json(client.app.state.registry.root / "demo" / "1" / "metadata.json", **{field: value})
-    resp = restart(make_client, client.app.state.registry.root).request(method, path, json=body)
+    edit_json(client.app.state.services.registry.root / "demo" / "1" / "metadata.json", **{field: value})
+    resp = restart(make_client, client.app.state.services.registry.root).request(method, path, json=body)
     assert resp.status_code < 500, resp.text
     api_error(resp, resp.status_code)
 
@@ -679,7 +677,7 @@ def test_a_tampered_job_file_is_a_4xx(finished_job, api_error, content):
 def test_a_tampered_job_file_does_not_stop_start_up(finished_job, make_client, content):
     client, path, _ = finished_job
     path.write_text(content)
-    fresh = restart(make_client, client.app.state.registry.root)
+    fresh = restart(make_client, client.app.state.services.registry.root)
     assert fresh.get("/readyz").status_code == 200
 
 
@@ -753,6 +751,6 @@ def test_stored_versions_survive_a_restart_after_all_this(trained, make_client):
     """The registry written by one app is served by the next one (baseline for the tampering tests)."""
     client, store = trained
     fresh = restart(make_client, store)
-    assert ModelRegistry(store, cache_size=0).list_models() == client.app.state.registry.list_models()
+    assert ModelRegistry(store, cache_size=0).list_models() == client.app.state.services.registry.list_models()
     for name, version in (("demo", 1), ("demo", 2), ("multi", 1)):
         assert_serves(fresh, name, version)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.jobs import JobStore
+from service.store.jobs import JobStore
 
 from ..support import TOY_TRAIN
 
@@ -67,7 +67,7 @@ def wait_for(client: TestClient, job_id: str, done: Callable[[dict[str, Any]], b
 
 
 def store_of(client: TestClient) -> Path:
-    return client.app.state.registry.root  # type: ignore[attr-defined]
+    return client.app.state.services.registry.root  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_cancel_a_finished_job_is_409(jobs_client, api_error):
 
 
 def test_cancel_a_queued_job(make_client):
-    from service.jobs import SlotPool
+    from service.store.jobs import SlotPool
 
     client = make_client(max_concurrent_trainings=1)
     held = SlotPool(store_of(client), 1).try_acquire()
@@ -223,7 +223,7 @@ def test_concurrent_retries_with_one_idempotency_key_all_get_the_job(tmp_path):
     def create(key: str) -> None:
         try:
             job, _ = JobStore(tmp_path).create("m", key)
-            ids.setdefault(key, set()).add(job["id"])
+            ids.setdefault(key, set()).add(job.id)
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -273,8 +273,8 @@ def test_any_worker_answers_for_any_job(make_client, tmp_path):
 def _write_job(store: Path, **fields: Any) -> str:
     jobs = JobStore(store)
     job, _ = jobs.create("toy")
-    jobs.update(job["id"], **fields)
-    return job["id"]
+    jobs.update(job.id, **fields)
+    return job.id
 
 
 def _on_disk(store: Path, job_id: str) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from service.app import create_app
-from service.jobs import SlotPool
-from service.settings import Settings
+from service.config import Settings
+from service.store.jobs import SlotPool
 
 from .conftest import asgi_post
 
@@ -130,7 +130,7 @@ def test_training_cells(make_client, api_error):
                       data={"model": "csv", "target": "y"})
     api_error(csv, 413, "limit_exceeded", "6 x 3 = 18")
     assert [m["name"] for m in client.get("/models").json()["models"]] == ["toy"]
-    assert not (client.app.state.registry.root / ".jobs").exists()  # type: ignore[attr-defined]
+    assert not (client.app.state.services.registry.root / ".jobs").exists()  # type: ignore[attr-defined]
 
 
 # -- max_iter -------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_max_iter_cap(make_client, api_error):
 def test_training_over_the_time_limit_stops_and_stores_nothing(make_client, api_error):
     client = make_client(train_timeout_seconds=0.05)
     assert client.post("/train", json={**TOY, "model": "slow"}).status_code == 201  # fast ones still fit
-    store: Path = client.app.state.registry.root  # type: ignore[attr-defined]
+    store: Path = client.app.state.services.registry.root  # type: ignore[attr-defined]
     listing = client.get("/models").json()
     on_disk = store_entries(store)
 
@@ -185,7 +185,7 @@ def test_time_limit_applies_to_csv_uploads(make_client, api_error):
 # -- concurrent trainings -------------------------------------------------------------------------------
 def test_training_beyond_the_concurrency_cap_is_429_with_retry_after(make_client, api_error):
     client = make_client(max_concurrent_trainings=1)
-    store: Path = client.app.state.registry.root  # type: ignore[attr-defined]
+    store: Path = client.app.state.services.registry.root  # type: ignore[attr-defined]
     held = SlotPool(store, 1).try_acquire()  # another worker sharing the registry is training
     assert held is not None
     try:
@@ -206,7 +206,7 @@ def test_training_beyond_the_concurrency_cap_is_429_with_retry_after(make_client
 
 def test_the_cap_counts_slots_not_requests(make_client, api_error):
     client = make_client(max_concurrent_trainings=2)
-    store: Path = client.app.state.registry.root  # type: ignore[attr-defined]
+    store: Path = client.app.state.services.registry.root  # type: ignore[attr-defined]
     pool = SlotPool(store, 2)
     first = pool.try_acquire()
     try:
@@ -224,7 +224,7 @@ def test_the_cap_counts_slots_not_requests(make_client, api_error):
 
 def test_background_jobs_wait_for_a_slot_instead_of_429(make_client):
     client = make_client(max_concurrent_trainings=1)
-    store: Path = client.app.state.registry.root  # type: ignore[attr-defined]
+    store: Path = client.app.state.services.registry.root  # type: ignore[attr-defined]
     held = SlotPool(store, 1).try_acquire()
     assert held is not None
     try:

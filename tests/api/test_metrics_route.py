@@ -130,7 +130,7 @@ def test_binary_metrics_use_the_stored_threshold(make_client, trainer, breast_ca
     assert client.put("/models/bc/versions/1/threshold", json={"threshold": 0.2}).status_code == 200
     out = post_metrics(client, "bc", breast_cancer.X, breast_cancer.y)
     assert out["threshold"] == 0.2
-    proba = client.app.state.registry.load("bc").model.predict_proba(breast_cancer.X)
+    proba = client.app.state.services.registry.load("bc").model.predict_proba(breast_cancer.X)
     check_against_sklearn(out, breast_cancer.y, proba, ["benign", "malignant"], 0.2)
     explicit = post_metrics(client, "bc", breast_cancer.X, breast_cancer.y, threshold=0.9)
     check_against_sklearn(explicit, breast_cancer.y, proba, ["benign", "malignant"], 0.9)

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.monitoring import JsonFormatter, Monitoring
+from service.observability.logging import JsonFormatter
+from service.observability.prometheus import Monitoring
 
 from ..support import TOY_TRAIN, Samples, parse_samples, sample_total, scrape
 
@@ -284,7 +285,7 @@ def test_log_level_from_settings(logged, tmp_path):
 
 def test_error_log_carries_the_traceback_as_json(logged, tmp_path, monkeypatch):
     client, handler = logged(model_store=tmp_path / "s")
-    from service.api import health
+    from service.api.routes import health
 
     def boom(*_: Any, **__: Any) -> None:
         raise RuntimeError("kaboom")

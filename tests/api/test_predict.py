@@ -125,7 +125,7 @@ def test_version_resolution(make_client, trainer, toy):
     trainer.json(client, "toy", toy, validation_fraction=0)
     trainer.json(client, "toy", toy, validation_fraction=0, params={"C": 0.01})
     X = toy.X.tolist()
-    reg = client.app.state.registry
+    reg = client.app.state.services.registry
 
     def version_of(**fields: Any) -> int:
         resp = client.post("/predict_proba", json={"model": "toy", "features": X, **fields})

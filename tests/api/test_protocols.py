@@ -31,7 +31,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.api.protocols import OUTPUTS
+from service.api.dialects.v2.schemas import OUTPUTS
 
 from ..support import TOY_TRAIN
 

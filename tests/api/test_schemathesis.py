@@ -57,8 +57,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.app import create_app
-from service.registry import ModelRegistry
-from service.settings import Settings
+from service.config import Settings
+from service.store.registry import ModelRegistry
 
 MAX_EXAMPLES = 25
 MAX_DOCUMENTED_EXAMPLES = 10

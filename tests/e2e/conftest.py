@@ -34,6 +34,17 @@ class Server:
     log: Path
 
 
+#: ``PYTHONPATH`` entry whose ``sitecustomize`` pauses every save before it is published, by
+#: ``LOGREG_TEST_WRITE_DELAY`` seconds (see ``slow_publish/sitecustomize.py``).
+SLOW_PUBLISH = Path(__file__).resolve().parent / "slow_publish"
+
+
+def slow_publish_env(delay: float) -> dict[str, str]:
+    """The environment that makes a server's saves pause ``delay`` seconds before publishing (crash tests)."""
+    path = os.pathsep.join(p for p in (str(SLOW_PUBLISH), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "LOGREG_TEST_WRITE_DELAY": str(delay)}
+
+
 def start_server(store: Path, log: Path, *args: str, env: dict[str, str] | None = None,
                  timeout: float = 60.0) -> Server:
     """Run ``python -m service serve`` on 127.0.0.1 and wait until /healthz answers."""

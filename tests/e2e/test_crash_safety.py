@@ -1,8 +1,8 @@
 """Crash safety: ``kill -9`` the real server at random moments while several clients train.
 
 Each cycle starts the server (``--workers 1``, so its process group is the whole server) with
-``LOGREG_WRITE_DELAY`` set, which pauses every artefact write under the model lock just before the
-version is published; four clients train in a loop on two models while a fifth moves the production
+``LOGREG_TEST_WRITE_DELAY`` set (through ``slow_publish_env``), which pauses every save under the model lock
+just before the version is published; four clients train in a loop on two models while a fifth moves the production
 alias and deletes old versions; the test then ``kill -9``s the process group at a random moment.
 
 Servers run the real ``logreg serve`` entry point; the next one is spawned ahead and parked after its
@@ -37,12 +37,13 @@ import numpy as np
 import pytest
 
 from service.client import LogregAPIError, LogregClient
-from service.registry import ModelRegistry
+from service.store.registry import ModelRegistry
 
 from .conftest import (
     Server,
     kill_server,
     release_server,
+    slow_publish_env,
     spawn_server,
     stop_server,
     temp_entries,
@@ -254,7 +255,7 @@ def _check_server(server: Server, ledger: Ledger, listing: dict[str, list[int]])
 def test_kill_9_at_random_moments_loses_nothing_and_reuses_no_version(tmp_path: Path) -> None:
     store = tmp_path / "model_store"
     # One training slot per trainer: a 429 would mean a killed server leaked its slots.
-    env = {"LOGREG_WRITE_DELAY": str(WRITE_DELAY), "LOGREG_MAX_CONCURRENT_TRAININGS": str(TRAINERS)}
+    env = {**slow_publish_env(WRITE_DELAY), "LOGREG_MAX_CONCURRENT_TRAININGS": str(TRAINERS)}
     rng = random.Random(SEED)
     ledger = Ledger()
     kills_mid_write = kills_in_delay_window = 0
@@ -332,7 +333,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_reuses_no_version(tmp_path: 
 _CRASH_AFTER_RENAME = textwrap.dedent(
     """
     import os, signal, sys
-    from service.registry import ModelRegistry
+    from service.store.registry import ModelRegistry
 
     rename = os.rename
 

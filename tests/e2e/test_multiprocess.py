@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from service.client import LogregClient
-from service.registry import ModelRegistry
+from service.store.registry import ModelRegistry
 
-from .conftest import Server, start_server, stop_server, temp_entries
+from .conftest import Server, slow_publish_env, start_server, stop_server, temp_entries
 
 pytestmark = pytest.mark.e2e
 
@@ -142,7 +142,7 @@ def test_two_servers_and_two_workers_share_one_registry(tmp_path: Path) -> None:
     store = tmp_path / "model_store"
     # A small write delay widens the window in which saves from different processes overlap; one training
     # slot per client (the limit is shared by every process on the registry), so no request gets a 429.
-    env = {"LOGREG_WRITE_DELAY": "0.01", "LOGREG_MAX_CONCURRENT_TRAININGS": str(CLIENTS)}
+    env = {**slow_publish_env(0.01), "LOGREG_MAX_CONCURRENT_TRAININGS": str(CLIENTS)}
     a = start_server(store, tmp_path / "a.log", "--workers", "2", env=env)
     b: Server | None = None
     pinned: dict[int, LogregClient] = {}

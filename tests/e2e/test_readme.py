@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from service.config import Settings
 
 from .conftest import Server, start_server, stop_server
 

@@ -1,0 +1,133 @@
+"""The V2 / Open Inference Protocol's JSON, as pydantic models for the OpenAPI page and the request's light
+fields (the bulky tensor ``data`` is decoded by :mod:`.tensors`, not item by item)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ....domain import Label
+
+V2_TAG = "open inference protocol (v2)"
+
+#: The name the model metadata gives the single matrix input (KServe's examples send ``input-0``).
+MATRIX_INPUT = "input-0"
+PLATFORM = "logreg-service"
+OUTPUTS = ("predict", "predict_proba")
+
+Datatype = Literal["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"]
+Parameters = dict[str, str | float | bool]
+
+
+class V2Error(BaseModel):
+    """The protocol's error answer."""
+
+    error: str = Field(description="What went wrong.", examples=["model 'x' not found"])
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2Live(BaseModel):
+    live: bool
+
+
+class V2Ready(BaseModel):
+    ready: bool
+
+
+class V2ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class V2MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 for a dimension of any size (the rows).")
+
+
+class V2ModelMetadata(BaseModel):
+    name: str
+    versions: list[str] = Field(description="Versions of the model (all of them, or the one asked for).")
+    platform: str
+    inputs: list[V2MetadataTensor] = Field(
+        description=f"One `[-1, features]` tensor (`{MATRIX_INPUT}`; any input name is accepted). Alternatively "
+        "send one input per feature, named as in `feature_names`, each of shape `[rows]` or `[rows, 1]`."
+    )
+    outputs: list[V2MetadataTensor]
+    feature_names: list[str] = Field(description="Extension: the model's features, in column order.")
+    classes: list[Label] = Field(description="Extension: the class labels, the column order of `predict_proba`.")
+
+
+class V2RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description=f"`{MATRIX_INPUT}` (any name) for a `[rows, features]` tensor, or a feature name.")
+    shape: list[Annotated[int, Field(ge=0)]] = Field(description="`[rows, features]`; per feature `[rows]`.")
+    datatype: Datatype
+    parameters: Parameters | None = None
+    data: list[Any] = Field(description="Numbers, nested as `shape` says or flat in row-major order.")
+
+
+class V2RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["predict", "predict_proba"]
+    parameters: Parameters | None = None
+
+
+class V2InferenceRequest(BaseModel):
+    """An inference request of the V2 protocol."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"inputs": [{"name": MATRIX_INPUT, "shape": [2, 2], "datatype": "FP64", "data": [[1.0, 2.0], [3.0, 0.5]]}]},
+            {"id": "42", "inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1.0, 3.0]},
+                                    {"name": "b", "shape": [2], "datatype": "FP32", "data": [2.0, 0.5]}],
+             "outputs": [{"name": "predict_proba"}]},
+        ]},
+    )
+
+    id: str | None = Field(None, description="Echoed in the response.")
+    parameters: Parameters | None = Field(
+        None, description="Extension: `threshold` (0..1) for the `predict` output of a binary model; other "
+        "parameters are ignored.",
+    )
+    inputs: list[V2RequestInput] = Field(min_length=1)
+    outputs: list[V2RequestOutput] | None = Field(None, description="Default: `predict` and `predict_proba`.")
+
+
+class V2ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: Parameters | None = None
+    data: list[Label | float] = Field(description="Flat, row-major.")
+
+
+class V2InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    parameters: Parameters | None = None
+    outputs: list[V2ResponseOutput]
+
+
+V2_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "model": V2Error}
+    for status, text in (
+        (400, "Invalid request: the message says what and where"),
+        (401, "An API key is required (`Authorization: Bearer <key>`)"),
+        (403, "The API key is not valid"),
+        (404, "Unknown model, version or alias"),
+        (409, "A stored version failed its integrity check"),
+        (413, "Batch over the configured limits"),
+        (503, "The registry directory cannot be read"),
+    )
+}

@@ -1,0 +1,115 @@
+"""Decoding the V2 protocol's tensors: one ``[rows, features]`` input, or one input per feature, into the
+rows to score; and the datatype that describes the labels a model answers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ....data.matrix import check_row_limit, order_columns
+from ....errors import InvalidInputError
+from .schemas import V2InferenceRequest, V2RequestInput
+
+#: Request datatypes taken as numbers, and the range of the integer ones.
+INT_TYPES = {f"{p}INT{b}": (np.iinfo(f"{p.lower()}int{b}").min, np.iinfo(f"{p.lower()}int{b}").max)
+              for p in ("", "U") for b in (8, 16, 32, 64)}
+
+def label_datatype(classes: list[Any]) -> str:
+    """The V2 datatype of labels like ``classes``."""
+    if all(isinstance(c, bool) for c in classes):
+        return "BOOL"
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "INT64"
+    return "BYTES"
+
+
+def tensor(spec: V2RequestInput, data: Any, max_rows: int) -> NDArray[np.float64]:
+    """A request input as a float64 array of its declared shape, with errors that name the input."""
+    name, shape = spec.name, spec.shape
+    where = f"input {name!r}"
+    if not shape:
+        raise InvalidInputError(f"{where} has an empty shape: send `[rows, features]` or, per feature, `[rows]`")
+    check_row_limit(shape[0], max_rows, name)
+    if not isinstance(data, list):
+        raise InvalidInputError(f"{where}: `data` must be a list of numbers (nested or flat)")
+    try:
+        arr = np.array(data)
+    except (ValueError, TypeError, OverflowError):
+        arr = None
+    if arr is None or arr.dtype.kind not in "iuf" or (arr.size == 0 and arr.ndim > 1):
+        raise InvalidInputError(
+            f"{where}: `data` must hold numbers only ({spec.datatype}), nested as `shape` says or flat"
+        )
+    expected = math.prod(shape)
+    if arr.size != expected:
+        raise InvalidInputError(
+            f"{where} has {arr.size} values but shape {shape} needs {expected}", {"shape": shape, "values": arr.size}
+        )
+    if arr.ndim > 1 and list(arr.shape) != shape:
+        raise InvalidInputError(f"{where}: the nested data has shape {list(arr.shape)}, not {shape}")
+    if spec.datatype in INT_TYPES:
+        low, high = INT_TYPES[spec.datatype]
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise InvalidInputError(f"{where}: datatype {spec.datatype} needs integers")
+        if arr.size and (arr.min() < low or arr.max() > high):
+            raise InvalidInputError(f"{where}: values outside the range of {spec.datatype}")
+    values = arr.astype(np.float64).reshape(shape)
+    if not np.isfinite(values).all():
+        raise InvalidInputError(f"{where} holds non-finite numbers")
+    return values
+
+
+def input_matrix(
+    inputs: list[V2RequestInput], data: list[Any], feature_names: list[str], max_rows: int
+) -> NDArray[np.float64]:
+    """The rows to score: one ``[rows, features]`` tensor, or one ``[rows]`` / ``[rows, 1]`` input per feature."""
+    d = len(feature_names)
+    if len(inputs) == 1 and (inputs[0].name not in feature_names or d == 1):
+        X = tensor(inputs[0], data[0], max_rows)
+        if X.ndim == 1 and d == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2:
+            raise InvalidInputError(
+                f"input {inputs[0].name!r} has shape {inputs[0].shape}: send a [rows, {d}] tensor, or one input "
+                f"per feature named {feature_names[:5]}{'...' if d > 5 else ''}"
+            )
+    else:
+        columns = []
+        for spec, values in zip(inputs, data, strict=True):
+            col = tensor(spec, values, max_rows)
+            if col.ndim == 2 and col.shape[1] == 1:
+                col = col[:, 0]
+            if col.ndim != 1:
+                raise InvalidInputError(
+                    f"input {spec.name!r} has shape {spec.shape}: with one input per feature, each has shape "
+                    "[rows] or [rows, 1]"
+                )
+            columns.append(col)
+        lengths = sorted({c.shape[0] for c in columns})
+        if len(lengths) > 1:
+            raise InvalidInputError(f"the inputs have different numbers of rows: {lengths}")
+        X = order_columns(np.column_stack(columns), [s.name for s in inputs], feature_names, "the inputs")
+    if X.shape[0] == 0:
+        raise InvalidInputError("the inputs hold no rows")
+    return X
+
+
+def parse_infer_request(obj: dict[str, Any]) -> tuple[V2InferenceRequest, list[Any]]:
+    """The request's light fields validated; the inputs' ``data`` kept aside as sent (not validated item by item)."""
+    raw_inputs = obj.get("inputs")
+    data: list[Any] = []
+    if isinstance(raw_inputs, list):
+        light = []
+        for i, item in enumerate(raw_inputs):
+            if not isinstance(item, dict):
+                raise InvalidInputError(f"inputs.{i}: each input must be an object")
+            if "data" not in item:
+                raise InvalidInputError(f"inputs.{i}: `data` is required")
+            data.append(item["data"])
+            light.append({**item, "data": []})
+        obj = {**obj, "inputs": light}
+    request = V2InferenceRequest.model_validate(obj)
+    return request, data

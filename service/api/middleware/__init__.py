@@ -1,0 +1,2 @@
+"""ASGI middleware: the body-size limit, the request observer (ids, access log, metrics) and the scoring
+fast path."""

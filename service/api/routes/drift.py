@@ -1,0 +1,31 @@
+"""``GET /models/{name}/versions/{version}/drift``: a version's drift as the answering worker sees it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from ..bodies import json_response
+from ..deps import DriftDep, RegistryDep
+from ..errors import ERROR_RESPONSES
+from ..schemas import NamePath, VersionPath
+from ..security import ReadAccess
+
+router = APIRouter(prefix="/models", tags=["registry"])
+
+
+@router.get(
+    "/{name}/versions/{version}/drift",
+    summary="Feature drift of a version",
+    description="As seen by the worker process that answers (each worker keeps its own window): the population "
+    "stability index per feature over its most recent predicted rows (`LOGREG_DRIFT_WINDOW_ROWS`; training "
+    "deciles as bins; below 0.1 stable, 0.1-0.25 moderate, above 0.25 significant), the rows and values it "
+    "saw outside the training range, and the training statistics. 404 for versions trained before "
+    "statistics were recorded.",
+    responses=ERROR_RESPONSES,
+    dependencies=ReadAccess,
+)
+async def version_drift(name: NamePath, version: VersionPath, registry: RegistryDep, drift: DriftDep) -> Response:
+    meta = await run_in_threadpool(registry.metadata, name, version)
+    return json_response(drift.report(name, meta.version, meta))

@@ -1,0 +1,71 @@
+"""Service settings, read from ``LOGREG_*`` environment variables (pydantic-settings); nothing else."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field's description is what the README's table shows."""
+
+    model_config = SettingsConfigDict(env_prefix="LOGREG_", extra="ignore")
+
+    model_store: Path = Field(Path("model_store"), description="Directory of the model registry.")
+    host: str = Field("127.0.0.1", description="Interface `logreg serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `logreg serve` listens on.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `logreg serve`.")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    json_logs: bool = Field(True, description="One JSON object per log line (request logs included).")
+    cache_size: int = Field(16, ge=0, description="Loaded model versions kept in memory per process.")
+    registry_recheck_seconds: float = Field(
+        0.05, ge=0, le=1, description="How long a resolved model is served before the disk is checked again "
+        "for changes by other processes (aliases, thresholds, deletes); 0 checks on every request.",
+    )
+    max_body_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    max_predict_rows: int = Field(100_000, ge=1, description="Most rows in one predict or metrics request (413).")
+    max_train_cells: int = Field(
+        20_000_000, ge=1, description="Most rows x features in one training set (413)."
+    )
+    max_iter_limit: int = Field(100_000, ge=1, description="Highest `max_iter` a training request may ask for.")
+    api_keys: str | None = Field(
+        None, description="Comma-separated API keys; when set, mutating routes need `Authorization: Bearer <key>`."
+    )
+    api_keys_file: Path | None = Field(None, description="File with one API key per line (added to `api_keys`).")
+    protect_reads: bool = Field(False, description="Require a key for prediction and read routes too.")
+    train_timeout_seconds: float = Field(
+        600.0, gt=0, description="Wall-clock limit of one training run; it stops cleanly and stores nothing."
+    )
+    max_concurrent_trainings: int = Field(
+        2, ge=1, description="Trainings running at once across all workers sharing the registry (429 beyond)."
+    )
+    background_train_cells: int = Field(
+        2_000_000, ge=1, description="Training sets with more rows x features run as background jobs by default."
+    )
+    prometheus_dir: Path | None = Field(
+        None, description="Where several workers share Prometheus samples (made and emptied by `logreg serve`; "
+        "one worker keeps them in memory)."
+    )
+    drift_window_rows: int = Field(
+        1000, ge=0, le=100_000, description="Recent predicted rows per model version in each worker's sliding "
+        "window for the population stability index (PSI) of every feature; 0 turns the window off.",
+    )
+    demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
+
+    def keys(self) -> list[str]:
+        """The configured API keys, from ``api_keys`` and ``api_keys_file``; empty means open access."""
+        keys = [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
+        if self.api_keys_file is not None:
+            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+        return keys
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()

@@ -1,0 +1,192 @@
+"""JSON rows, records and columns into a finite float64 matrix in the model's feature order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..domain import preview
+from ..errors import InvalidInputError, LimitExceededError
+
+
+def check_row_limit(rows: int, limit: int | None, field: str | None = None) -> None:
+    """The one limit on rows per request: a 413 that says how many and what to do."""
+    if limit is not None and rows > limit:
+        raise LimitExceededError(
+            f"{rows} rows exceed the limit of {limit} rows per request; split the batch",
+            {"field": field, "rows": rows, "limit": limit},
+        )
+
+
+def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "features") -> NDArray[np.float64]:
+    """A finite 2-D float64 matrix from JSON rows of numbers, with errors that name the bad row."""
+    if not isinstance(features, list):
+        raise InvalidInputError(f"`{field}` must be a list of rows (lists of numbers)", {"field": field})
+    if len(features) == 0:
+        raise InvalidInputError(f"`{field}` is empty: send at least one row", {"field": field})
+    check_row_limit(len(features), max_rows, field)
+    try:
+        X = np.array(features)  # no dtype: strings, nulls and huge ints show up as a non-numeric dtype
+    except (ValueError, TypeError, OverflowError):
+        X = None
+    if X is None or X.ndim != 2 or X.dtype.kind not in "fiu":
+        problem = _describe_bad_rows(features, field)
+        if problem is not None:
+            raise InvalidInputError(problem, {"field": field})
+        X = np.array(features, dtype=np.float64)  # numbers only, some ints beyond 64 bits
+    else:
+        _refuse_booleans(features, X, field)
+    X = X.astype(np.float64, copy=False)
+    if X.shape[1] == 0:
+        raise InvalidInputError(f"`{field}` rows are empty: each row needs at least one number", {"field": field})
+    if not np.isfinite(X).all():
+        bad = np.flatnonzero(~np.isfinite(X).all(axis=1)).tolist()
+        raise InvalidInputError(f"`{field}` has non-finite numbers in rows {preview(bad)}", {"rows": bad[:100]})
+    return X
+
+
+def _refuse_booleans(rows: list[Any], X: NDArray[Any], field: str) -> None:
+    """numpy reads ``true`` among numbers as 1 and ``false`` as 0; refuse them as rows of booleans are.
+
+    Only the cells that hold exactly 0 or 1 can be booleans, so only those are looked at.
+    """
+    candidates = (X == 0) | (X == 1)
+    if not candidates.any():
+        return
+    for i in np.flatnonzero(candidates.any(axis=1)).tolist():
+        row = rows[i]
+        for j in np.flatnonzero(candidates[i]).tolist():
+            if isinstance(row[j], bool):
+                raise InvalidInputError(
+                    f"`{field}` row {i}, column {j} is {row[j]!r}: every value must be a number "
+                    "(booleans are not numbers here)", {"field": field, "row": i, "column": j},
+                )
+
+
+def _describe_bad_rows(rows: list[Any], field: str) -> str | None:
+    """What makes ``rows`` not a rectangular table of numbers, or None when they are one."""
+    if not isinstance(rows[0], list):
+        return f"`{field}` must be a list of rows; row 0 is {type(rows[0]).__name__}, not a list"
+    width = len(rows[0])
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            return f"`{field}` row {i} is {type(row).__name__}, not a list of numbers"
+        if len(row) != width:
+            return f"`{field}` rows must all have the same length: row 0 has {width}, row {i} has {len(row)}"
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return f"`{field}` row {i}, column {j} is {v!r}: every value must be a number"
+    return None
+
+
+def records_to_matrix(
+    records: Any, feature_names: Sequence[str], max_rows: int | None = None, field: str = "records"
+) -> NDArray[np.float64]:
+    """Rows from ``{feature_name: number}`` objects, ordered by ``feature_names``; names must match exactly."""
+    if not isinstance(records, list) or not records:
+        raise InvalidInputError(f"`{field}` must be a non-empty list of objects", {"field": field})
+    check_row_limit(len(records), max_rows, field)
+    expected = set(feature_names)
+    rows = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise InvalidInputError(f"`{field}` item {i} is {type(rec).__name__}, not an object")
+        if rec.keys() != expected:
+            missing, unknown, problem = _name_mismatch(rec.keys(), expected)
+            raise InvalidInputError(
+                f"`{field}` item {i}: {problem}",
+                {"row": i, "missing": missing, "unknown": unknown},
+            )
+        rows.append([rec[name] for name in feature_names])
+    return rows_to_matrix(rows, field=field)
+
+
+def columns_to_matrix(
+    columns: Mapping[str, Any], feature_names: Sequence[str], max_rows: int | None = None, field: str = "inputs"
+) -> NDArray[np.float64]:
+    """Rows from ``{feature: [values]}`` columns of equal length, in the model's feature order."""
+    if not columns:
+        raise InvalidInputError(f"`{field}` has no columns", {"field": field})
+    names = list(columns)
+    X = rows_to_matrix([columns[n] for n in names], field=field).T  # columns must be equally long
+    check_row_limit(X.shape[0], max_rows, field)
+    return order_columns(np.ascontiguousarray(X), names, feature_names, f"the columns of `{field}`")
+
+
+def _name_mismatch(given: Any, expected: set[str]) -> tuple[list[str], list[str], str]:
+    """The missing and unknown names of ``given`` against ``expected``, and a sentence naming them."""
+    missing = sorted(expected - set(given))
+    unknown = sorted(set(given) - expected, key=str)
+    parts = []
+    if missing:
+        parts.append(f"missing feature(s) {preview(missing)}")
+    if unknown:
+        parts.append(f"unknown feature(s) {preview(unknown)}")
+    return missing, unknown, "; ".join(parts)
+
+
+def order_columns(
+    X: NDArray[np.float64], columns: Sequence[str], feature_names: Sequence[str], source: str
+) -> NDArray[np.float64]:
+    """The columns of ``X`` (named ``columns``) in the model's ``feature_names`` order; names must match exactly.
+
+    ``source`` says where the names came from in the error (e.g. "the CSV header").
+    """
+    order = column_order(columns, feature_names, source)
+    return X if order is None else np.ascontiguousarray(X[:, order])  # C order: same scores as rows sent in order
+
+
+def column_order(columns: Sequence[str], feature_names: Sequence[str], source: str) -> list[int] | None:
+    """Positions in ``columns`` of each of ``feature_names`` (None when already in order), or a 422 naming the
+    missing, unknown or repeated names."""
+    columns = list(columns)
+    if columns == list(feature_names):
+        return None
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1}, key=str)
+        raise InvalidInputError(f"{source} repeats column(s) {preview(dupes)}", {"repeated": dupes})
+    missing, unknown, problem = _name_mismatch(columns, set(feature_names))
+    if missing or unknown:
+        raise InvalidInputError(
+            f"{source} must name exactly the model's features: {problem}",
+            {"missing": missing, "unknown": unknown, "expected": list(feature_names)},
+        )
+    position = {c: j for j, c in enumerate(columns)}
+    return [position[n] for n in feature_names]
+
+
+def input_matrix(
+    features: Any, records: Any, feature_names: Sequence[str] | None, max_rows: int | None = None
+) -> NDArray[np.float64]:
+    """The matrix from exactly one of ``features`` and ``records``."""
+    if (features is None) == (records is None):
+        raise InvalidInputError("give exactly one of `features` (rows) and `records` (objects)")
+    if features is not None:
+        return rows_to_matrix(features, max_rows)
+    if feature_names is None:
+        raise InvalidInputError("`records` need feature names: give `feature_names` or send `features`")
+    return records_to_matrix(records, feature_names, max_rows)
+
+
+def labels_array(labels: Any, n_rows: int) -> NDArray[Any]:
+    """Labels of one type (ints, bools or strings), one per row."""
+    if not isinstance(labels, list):
+        raise InvalidInputError("`labels` must be a list", {"field": "labels"})
+    if len(labels) != n_rows:
+        raise InvalidInputError(
+            f"{n_rows} rows but {len(labels)} labels: give one label per row",
+            {"rows": n_rows, "labels": len(labels)},
+        )
+    kinds = {bool if isinstance(v, bool) else int if isinstance(v, int) else type(v) for v in labels}
+    if not kinds <= {bool, int, str} or len(kinds) > 1:
+        names = sorted(k.__name__ for k in kinds)
+        raise InvalidInputError(f"`labels` must all be ints, all bools or all strings; got {names}")
+    if kinds == {int}:
+        huge = [v for v in labels if not -(2**63) <= v < 2**63]
+        if huge:
+            raise InvalidInputError(f"integer labels must fit in 64 bits; got {preview(huge)}")
+        return np.asarray(labels, dtype=np.int64)
+    return np.asarray(labels)

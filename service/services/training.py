@@ -1,0 +1,283 @@
+"""Training a version: check the set, fit, evaluate on a held-out split, store; now or as a background job.
+
+:func:`train_and_store` is the one training use case (the routes, the CLI and the demo call it);
+:class:`Trainer` runs it within the service's limits: a training slot, the wall-clock limit, cancellation
+and progress for background jobs, and a count of every outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..domain import MAX_HISTORY_POINTS, MAX_VALIDATION_SAMPLE, JobState, label_key, preview, utc_now
+from ..engine import LogisticRegression, metrics, stratified_split
+from ..engine.calibration import calibrate
+from ..errors import InvalidInputError, JobCancelledError, LimitExceededError, LogregError, TimeLimitError
+from ..observability.prometheus import Monitoring
+from ..store.jobs import JobStore, SlotPool
+from ..store.registry import ModelRegistry
+from . import drift
+
+_PROGRESS_EVERY = 0.5  # seconds between progress writes
+_CANCEL_CHECK_EVERY = 0.2  # seconds between looks for a cancel flag
+_SLOT_POLL_SECONDS = 0.25  # how often a queued job looks for a free training slot
+
+
+def downsample(values: Sequence[float], limit: int = MAX_HISTORY_POINTS) -> list[float]:
+    """At most ``limit`` evenly spaced points, always keeping the first and the last."""
+    if len(values) <= limit:
+        return [float(v) for v in values]
+    idx = np.unique(np.linspace(0, len(values) - 1, limit).round().astype(int))
+    return [float(values[i]) for i in idx]
+
+
+def engine_params(params: dict[str, Any], classes: NDArray[Any]) -> dict[str, Any]:
+    """Engine keyword arguments from API params: class_weight keys (strings in JSON) mapped to labels."""
+    out = dict(params)
+    cw = out.get("class_weight")
+    if isinstance(cw, dict):
+        by_key = {label_key(c): c.item() if isinstance(c, np.generic) else c for c in classes}
+        unknown = sorted(set(cw) - set(by_key))
+        if unknown:
+            raise InvalidInputError(
+                f"class_weight names unknown label(s) {preview(unknown)}; classes are {preview(list(by_key))}"
+            )
+        out["class_weight"] = {by_key[k]: w for k, w in cw.items()}
+    return out
+
+
+def coefficient_table(model: LogisticRegression, names: Sequence[str]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Coefficients by class and feature name, and intercepts by class (binary: the positive class)."""
+    rows = model.classes_[1:] if model.coef_.shape[0] == 1 else model.classes_
+    coefs = {
+        label_key(c): dict(zip(names, map(float, row), strict=True))
+        for c, row in zip(rows, model.coef_, strict=True)
+    }
+    intercepts = {label_key(c): float(b) for c, b in zip(rows, model.intercept_, strict=True)}
+    return coefs, intercepts
+
+
+def check_training_limits(
+    X: NDArray[np.float64], params: dict[str, Any], max_train_cells: int | None, max_iter_limit: int | None
+) -> None:
+    """Refuse a training set or budget over the configured limits before any work starts."""
+    n, d = X.shape
+    if max_train_cells is not None and n * d > max_train_cells:
+        raise LimitExceededError(
+            f"the training set has {n} x {d} = {n * d} values, over the limit of {max_train_cells}",
+            {"rows": n, "features": d, "limit": max_train_cells},
+        )
+    if max_iter_limit is not None and (params.get("max_iter") or 0) > max_iter_limit:
+        raise InvalidInputError(
+            f"max_iter {params['max_iter']} is over the limit of {max_iter_limit}", {"limit": max_iter_limit}
+        )
+
+
+def train_and_store(
+    registry: ModelRegistry,
+    name: str,
+    X: NDArray[np.float64],
+    y: NDArray[Any],
+    *,
+    feature_names: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    validation_fraction: float = 0.2,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+    max_train_cells: int | None = None,
+    max_iter_limit: int | None = None,
+    callback: Callable[[int, float], bool | None] | None = None,
+    calibration: str = "none",
+) -> dict[str, Any]:
+    """Fit a model on ``X, y``, evaluate it on a held-out split, store it as a new version, and return
+    the training report (also kept in the version's metadata)."""
+    start = time.perf_counter()
+    params = dict(params or {})
+    n, d = X.shape
+    check_training_limits(X, params, max_train_cells, max_iter_limit)
+    names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(d)]
+    if len(names) != d:
+        raise InvalidInputError(f"{len(names)} feature names for {d} columns; give one name per column")
+    if len(set(names)) != d:
+        raise InvalidInputError(f"feature names repeat: {preview(sorted({v for v in names if names.count(v) > 1}))}")
+    if y.shape[0] != n:
+        raise InvalidInputError(f"{n} rows but {y.shape[0]} labels: give one label per row")
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = X.std(axis=0)
+    if not np.isfinite(spread).all():
+        cols = [names[j] for j in np.flatnonzero(~np.isfinite(spread))]
+        raise InvalidInputError(f"column(s) {preview(cols)} hold values too large to train on (they overflow)")
+    classes, y_enc = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise InvalidInputError(
+            f"the labels hold a single class ({preview(classes.tolist())}); training needs at least 2 classes"
+        )
+    if calibration != "none" and (classes.size != 2 or validation_fraction <= 0):
+        raise InvalidInputError(
+            f"calibration {calibration!r} needs a binary model (this one has {classes.size} classes) and a "
+            f"validation split to fit on (validation_fraction > 0, got {validation_fraction})",
+            {"field": "calibration"},
+        )
+    seed = params.get("random_state")
+    if validation_fraction > 0:
+        train_idx, val_idx = stratified_split(y_enc, validation_fraction, np.random.default_rng(seed))
+    else:
+        train_idx, val_idx = np.arange(n), np.arange(0)
+    if np.unique(y_enc[train_idx]).size < 2:
+        raise InvalidInputError("the training split holds a single class; send more rows of each class")
+    model = LogisticRegression(**engine_params(params, classes))
+    try:
+        model.fit(X[train_idx], y[train_idx], callback=callback)
+    except (ValueError, FloatingPointError) as exc:
+        raise InvalidInputError(f"training failed: {exc}") from None
+    messages = list(model.fit_warnings_)
+    calibration_report = None
+    if calibration != "none":  # Platt or isotonic on the validation split; the served model is the wrapper
+        model, calibration_report = calibrate(model, X[val_idx], y[val_idx], calibration, seed)
+        messages += calibration_report["warnings"]
+    train_metrics = metrics.classification_summary(y[train_idx], model.predict_proba(X[train_idx]), model.classes_)
+    validation_metrics = None
+    validation_sample = None
+    if val_idx.size:
+        proba_val = model.predict_proba(X[val_idx])
+        validation_metrics = metrics.classification_summary(y[val_idx], proba_val, model.classes_)
+        keep = np.arange(val_idx.size)
+        if keep.size > MAX_VALIDATION_SAMPLE:
+            keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))
+        validation_sample = {
+            "rows": val_idx[keep].tolist(),  # positions in the training set as sent
+            "labels": y[val_idx][keep].tolist(),
+            "probabilities": proba_val[keep].tolist(),
+        }
+    coefficients, intercepts = coefficient_table(model, names)
+    report = {
+        "model": name,
+        "classes": model.classes_.tolist(),
+        "feature_names": names,
+        "n_samples": int(n),
+        "n_train": int(train_idx.size),
+        "n_validation": int(val_idx.size),
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "warnings": messages,
+        "train_metrics": train_metrics,
+        "validation_metrics": validation_metrics,
+        "loss_history": downsample(model.loss_history_),
+    }
+    if calibration_report is not None:
+        report["calibration"] = calibration_report
+    metadata = {
+        **report,
+        "params": params,
+        "validation_fraction": validation_fraction,
+        "description": description,
+        "tags": tags or {},
+        "coefficients": coefficients,
+        "intercepts": intercepts,
+        "feature_means": X[train_idx].mean(axis=0).tolist(),
+        "feature_stds": X[train_idx].std(axis=0).tolist(),  # finite: checked above
+        "feature_statistics": drift.feature_statistics(X[train_idx], names),  # drift monitoring
+        "alpha": float(model.alpha_),
+        "standardization": {"mean": model.mean_.tolist(), "scale": model.scale_.tolist()},
+        "validation_sample": validation_sample,
+    }
+    metadata["duration_seconds"] = round(time.perf_counter() - start, 6)
+    stored = registry.save(name, model, metadata)
+    return {**report, "version": stored.version, "duration_seconds": metadata["duration_seconds"]}
+
+
+class JobControl:
+    """Handed to the fit as its callback: stops it on time-out or cancel, and reports a job's progress."""
+
+    def __init__(self, store: JobStore | None, job_id: str | None, deadline: float) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.deadline = deadline
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+
+    def __call__(self, iteration: int, loss: float) -> None:
+        now = time.monotonic()
+        if now > self.deadline:
+            raise TimeLimitError(
+                f"training stopped after {iteration} iterations: it went over the time limit "
+                "(LOGREG_TRAIN_TIMEOUT_SECONDS); nothing was stored"
+            )
+        if self.store is None or self.job_id is None:
+            return
+        if now - self._last_cancel_check >= _CANCEL_CHECK_EVERY:
+            self._last_cancel_check = now
+            if self.store.cancel_requested(self.job_id):
+                raise JobCancelledError("the job was cancelled; nothing was stored")
+        if now - self._last_write >= _PROGRESS_EVERY:
+            self._last_write = now
+            self.store.update(self.job_id, progress={"iteration": iteration, "loss": float(loss)})
+
+
+Work = Callable[[JobControl], dict[str, Any]]
+
+
+class Trainer:
+    """Runs trainings: now (holding a slot, within the time limit) or as background jobs, and counts them."""
+
+    def __init__(self, jobs: JobStore, slots: SlotPool, monitoring: Monitoring, timeout: float) -> None:
+        self.jobs = jobs
+        self.slots = slots
+        self.monitoring = monitoring
+        self.timeout = timeout
+
+    def run_now(self, model: str, work: Work) -> dict[str, Any]:
+        """Train in this thread, holding a slot (BusyError when none is free)."""
+        with self.slots.acquire():
+            return self._observed(model, lambda: work(JobControl(None, None, time.monotonic() + self.timeout)))
+
+    def start_job(self, job_id: str, model: str, work: Work) -> None:
+        """Train in a background thread: the job waits for a slot, then records its outcome."""
+        thread = threading.Thread(target=self._run_job, args=(job_id, model, work), name=f"job-{job_id}", daemon=True)
+        thread.start()
+
+    def _run_job(self, job_id: str, model: str, work: Work) -> None:
+        with self.jobs.runner(job_id):
+            slot = None
+            while slot is None:
+                if self.jobs.cancel_requested(job_id):
+                    self.jobs.finish(job_id, JobState.CANCELLED,
+                                     error_fields={"type": "cancelled", "message": "cancelled before it started"})
+                    return
+                slot = self.slots.try_acquire()
+                if slot is None:
+                    time.sleep(_SLOT_POLL_SECONDS)
+            try:
+                self.jobs.update(job_id, state=JobState.RUNNING, started_at=utc_now())
+                control = JobControl(self.jobs, job_id, time.monotonic() + self.timeout)
+                try:
+                    result = self._observed(model, lambda: work(control))
+                except JobCancelledError as exc:
+                    self.jobs.finish(job_id, JobState.CANCELLED, error=exc)
+                except LogregError as exc:
+                    self.jobs.finish(job_id, JobState.FAILED, error=exc)
+                except Exception as exc:  # a job must end in a state, whatever went wrong
+                    self.jobs.finish(job_id, JobState.FAILED, error_fields={
+                        "type": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+                else:
+                    self.jobs.finish(job_id, JobState.SUCCEEDED, result=result)
+            finally:
+                os.close(slot)
+
+    def _observed(self, model: str, fit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            report = fit()
+        except LogregError as exc:
+            self.monitoring.trainings.labels(model, type(exc).__name__).inc()
+            raise
+        self.monitoring.trainings.labels(model, "succeeded").inc()
+        self.monitoring.training_seconds.observe(time.perf_counter() - start)
+        return report
