@@ -1,5 +1,6 @@
-/* The threshold explorer's charts: score histogram, ROC and precision-recall curves, metrics by threshold,
- * drawn from the prepared validation sample (sample.js); the current threshold's marks move with it. */
+/* The threshold explorer's charts: score histogram, ROC and precision-recall curves, metrics by threshold.
+ * The curves, the AUC and the F1-optimal point are the server's (see explorer.js); the page only moves
+ * the current threshold's marks, from the counts at that threshold. */
 
 import { baseOptions, chartOf, COLORS, destroyChart, makeChart, thresholdLines } from "./charts.js";
 import { fmt, labelText, safeDiv } from "./format.js";
@@ -50,18 +51,19 @@ const line = (label, data, color, dash) => ({
   pointStyle: "line",
 });
 
-function drawHistogram(v) {
+function drawHistogram(view) {
+  const { sample } = view;
   const binLabels = Array.from({ length: HIST_BINS },
     (_, b) => `${(b / HIST_BINS).toFixed(2)}–${((b + 1) / HIST_BINS).toFixed(2)}`);
-  const posLabel = labelText(v.classes[1]);
+  const posLabel = labelText(view.classes[1]);
   makeChart("hist-chart", {
     type: "bar",
     data: {
       labels: binLabels,
       datasets: [
-        { label: `actual ${labelText(v.classes[0])}`, data: v.hist.neg, backgroundColor: COLORS.negSoft,
+        { label: `actual ${labelText(view.classes[0])}`, data: sample.hist.neg, backgroundColor: COLORS.negSoft,
           borderColor: COLORS.neg, borderWidth: 1 },
-        { label: `actual ${posLabel}`, data: v.hist.pos, backgroundColor: COLORS.posSoft, borderColor: COLORS.pos,
+        { label: `actual ${posLabel}`, data: sample.hist.pos, backgroundColor: COLORS.posSoft, borderColor: COLORS.pos,
           borderWidth: 1 },
       ],
     },
@@ -86,14 +88,15 @@ function drawHistogram(v) {
 }
 
 function drawSweep(sweep) {
+  const series = (key) => (sweep ? sweep.thresholds.map((t, k) => ({ x: t, y: sweep[key][k] })) : []);
   makeChart("sweep-chart", {
     type: "line",
     data: {
       datasets: [
-        line("precision", sweep.precision, COLORS.pos),
-        line("recall", sweep.recall, COLORS.neg),
-        line("F1", sweep.f1, COLORS.f1),
-        line("accuracy", sweep.accuracy, COLORS.accuracy, [5, 3]),
+        line("precision", series("precision"), COLORS.pos),
+        line("recall", series("recall"), COLORS.neg),
+        line("F1", series("f1"), COLORS.f1),
+        line("accuracy", series("accuracy"), COLORS.accuracy, [5, 3]),
       ],
     },
     options: baseOptions({
@@ -118,44 +121,42 @@ function drawSweep(sweep) {
   });
 }
 
-/** Draw the four charts of a binary model's prepared validation sample. */
-export function drawExplorerCharts(v) {
-  const { best } = v;
+/** Draw the four charts of a binary view (see explorer.js for its fields). */
+export function drawExplorerCharts(view) {
+  const { best, sample } = view;
   bestLine = best ? { value: best.threshold, color: COLORS.best, dash: [6, 4], label: "F1-opt", offset: 14 } : null;
-  drawHistogram(v);
+  drawHistogram(view);
 
   makeChart("roc-chart", {
     type: "scatter",
     data: {
       datasets: [
         { label: "threshold", data: [], ...pointStyle(COLORS.pos) },
-        { label: "F1-optimal", data: best ? [{ x: safeDiv(best.vertex.fp, v.nNeg), y: safeDiv(best.vertex.tp, v.nPos) }] : [],
-          ...pointStyle(COLORS.best, "triangle", 7) },
-        curve("ROC", v.roc),
+        { label: "F1-optimal", data: best ? [{ x: best.fpr, y: best.tpr }] : [], ...pointStyle(COLORS.best, "triangle", 7) },
+        curve("ROC", view.roc),
         guide([{ x: 0, y: 0 }, { x: 1, y: 1 }]),
       ],
     },
     options: curveOptions("false positive rate", "true positive rate (recall)",
-      `ROC curve${v.auc === null ? "" : ` · AUC ${fmt.metric(v.auc)}`}`),
+      `ROC curve${view.auc === null ? "" : ` · AUC ${fmt.metric(view.auc)}`}`),
   });
 
-  const noSkill = safeDiv(v.nPos, v.n);
+  const noSkill = safeDiv(sample.nPos, sample.n);
   makeChart("pr-chart", {
     type: "scatter",
     data: {
       datasets: [
         { label: "threshold", data: [], ...pointStyle(COLORS.pos) },
-        { label: "F1-optimal", data: best
-          ? [{ x: safeDiv(best.vertex.tp, v.nPos), y: safeDiv(best.vertex.tp, best.vertex.tp + best.vertex.fp) }] : [],
+        { label: "F1-optimal", data: best ? [{ x: best.recall, y: best.precision }] : [],
           ...pointStyle(COLORS.best, "triangle", 7) },
-        curve("PR", v.pr, { stepped: "before" }),
+        curve("PR", view.pr, { stepped: "before" }),
         guide([{ x: 0, y: noSkill }, { x: 1, y: noSkill }]), // a no-skill classifier
       ],
     },
-    options: curveOptions("recall", "precision", `Precision-recall${v.ap === null ? "" : ` · AP ${fmt.metric(v.ap)}`}`),
+    options: curveOptions("recall", "precision", "Precision-recall"),
   });
 
-  drawSweep(v.sweep);
+  drawSweep(view.sweep);
 }
 
 function update(t, counts) {

@@ -1,20 +1,57 @@
 /* The threshold explorer: the confusion matrix and metrics of the validation split at a chosen threshold.
- * It fetches a version's validation labels and probabilities once (GET /models/{name}/versions/{v}/validation)
- * and computes everything else in the page (sample.js). */
+ *
+ * Binary versions: the server gives the F1-optimal threshold and the ROC / precision-recall curve
+ * (POST .../threshold:optimize on the stored validation sample), the ROC AUC and the metrics-by-threshold
+ * sweep (the validation metrics stored at training, as in GET /metrics); the page only counts the stored
+ * validation sample (GET .../validation) at the slider's threshold, with the server's rule.
+ * Multiclass versions: the stored confusion matrix and macro metrics, nothing to choose. */
 
 import { api, describeError, versionPath } from "./api.js";
 import { showStoredThreshold } from "./card.js";
 import { clearExplorerCharts, drawExplorerCharts, showThresholdOnCharts } from "./explorer-charts.js";
 import { $, el, guarded, setMessage } from "./dom.js";
 import { clamp01, fmt, labelText, round3, safeDiv } from "./format.js";
-import { binaryCounts, multiclassMatrix, prepareValidation } from "./sample.js";
+import { binaryCounts, prepareSample, roundestBetween, scoreBelow } from "./sample.js";
 import { state } from "./state.js";
 import { updatePredictedClass } from "./tryit.js";
 
-const cache = new Map(); // "name@version" -> prepared validation sample
-let view = null; // the selected version's prepared validation sample, or null
+const cache = new Map(); // "name@version" -> binary view
+let view = null; // what the explorer shows for the selected version, or null
 
 // ------------------------------------------------------------------ loading
+
+/** The binary view of a version: its validation sample, the server's curves and F1-optimal threshold. */
+async function loadBinaryView(name, card) {
+  const path = versionPath(name, card.version);
+  const { data } = await api("GET", `${path}/validation`);
+  const sample = prepareSample(data);
+  const vm = card.validation_metrics || {};
+  const result = {
+    binary: true, classes: sample.classes, sample, best: null, roc: [], pr: [], curvesNote: null,
+    auc: typeof vm.roc_auc === "number" ? vm.roc_auc : null,
+    sweep: vm.threshold_sweep || null,
+  };
+  if (sample.nPos === 0 || sample.nNeg === 0) {
+    result.curvesNote = "The validation split holds a single class: no ROC curve or F1-optimal threshold.";
+    return result;
+  }
+  let optimum;
+  try {
+    ({ data: optimum } = await api("POST", `${path}/threshold:optimize`, { json: { objective: "f1" } }));
+  } catch (err) {
+    result.curvesNote = `No ROC curve or F1-optimal threshold: ${describeError(err)}`;
+    return result;
+  }
+  const points = [...optimum.curve].reverse(); // thresholds falling: from (0, 0) to (1, 1)
+  result.roc = [{ x: 0, y: 0 }, ...points.map((p) => ({ x: p.fpr, y: p.tpr }))];
+  // Precision is undefined where nothing is predicted positive (the threshold 1.0 candidate).
+  result.pr = [{ x: 0, y: 1 }, ...points.filter((p) => p.tpr > 0 || p.fpr > 0).map((p) => ({ x: p.recall, y: p.precision }))];
+  const exact = optimum.threshold;
+  const below = scoreBelow(sample, exact);
+  result.best = { exact, below, threshold: roundestBetween(below, exact), ...optimum.metrics };
+  cache.set(`${name}@${card.version}`, result);
+  return result;
+}
 
 /** Load and show the explorer of the selected version; false when another version was selected meanwhile. */
 export async function loadExplorer(token) {
@@ -27,18 +64,19 @@ export async function loadExplorer(token) {
   $("explorer-body").hidden = true;
   $("explorer-sample").textContent = "";
 
-  const key = `${name}@${card.version}`;
-  let loaded = cache.get(key) || null;
+  let loaded = cache.get(`${name}@${card.version}`) || null;
   let note = null;
   if (!loaded && card.n_validation > 0 && card.validation_metrics) {
-    try {
-      const { data } = await api("GET", `${versionPath(name, card.version)}/validation`);
-      loaded = prepareValidation(data);
-      cache.set(key, loaded);
-    } catch (err) {
-      note = `Cannot load the validation split: ${describeError(err)}`;
+    if ((card.classes || []).length !== 2) {
+      loaded = { binary: false, classes: card.classes, metrics: card.validation_metrics, n: card.n_validation };
+    } else {
+      try {
+        loaded = await loadBinaryView(name, card);
+      } catch (err) {
+        note = `Cannot load the validation split: ${describeError(err)}`;
+      }
+      if (token !== state.token) return false;
     }
-    if (token !== state.token) return false;
   } else if (!loaded) {
     note = "This version was trained without a validation split (validation_fraction 0): nothing to explore.";
   }
@@ -59,9 +97,6 @@ function renderExplorer(note) {
     $("explorer").dataset.ready = "true";
     return;
   }
-  const raw = view.raw;
-  const sampled = raw.sampled ? ` (a seeded sample of ${fmt.int(raw.n_validation)})` : "";
-  $("explorer-sample").textContent = `${fmt.int(view.n)} validation rows${sampled}`;
   body.hidden = false;
   body.dataset.binary = String(view.binary);
   for (const node of body.querySelectorAll(".binary-only")) node.hidden = !view.binary;
@@ -71,10 +106,12 @@ function renderExplorer(note) {
     $("explorer").dataset.ready = "true";
     return;
   }
-  const { best } = view;
+  const { sample, best } = view;
+  const sampled = sample.raw.sampled ? ` (a seeded sample of ${fmt.int(sample.raw.n_validation)})` : "";
+  $("explorer-sample").textContent = `${fmt.int(sample.n)} validation rows${sampled}`;
   buildConfusionTable(view.classes);
   $("explorer-note").hidden = true;
-  $("positive-label").textContent = labelText(view.positive);
+  $("positive-label").textContent = labelText(sample.positive);
   $("threshold-best").disabled = !best;
   $("threshold-best").textContent = best ? `F1-optimal: ${fmt.threshold(best.threshold)}` : "F1-optimal";
   $("threshold-best").title = best
@@ -82,39 +119,27 @@ function renderExplorer(note) {
       Number.isFinite(best.below) ? fmt.threshold(best.below) : "0"}, ${fmt.threshold(best.exact)}] gives the same predictions`
     : "";
   $("threshold-best").dataset.threshold = best ? String(best.threshold) : "";
+  if (view.curvesNote) setMessage($("threshold-message"), view.curvesNote, "warn");
   drawExplorerCharts(view);
   applyThreshold(state.threshold, null);
   $("explorer").dataset.ready = "true";
 }
 
-/** A multiclass model predicts its most probable class: the matrix and macro metrics of the sample. */
-function renderMulticlass(v) {
+/** A multiclass version: the confusion matrix and macro metrics stored at training (argmax predictions). */
+function renderMulticlass(stored) {
+  const { labels, matrix } = stored.metrics.confusion_matrix;
+  $("explorer-sample").textContent = `${fmt.int(stored.n)} validation rows`;
   $("explorer-note").hidden = false;
   $("explorer-note").textContent =
-    `A ${v.classes.length}-class model predicts its most probable class: no threshold to choose.`;
+    `A ${labels.length}-class model predicts its most probable class: no threshold to choose.`;
   clearExplorerCharts();
-  buildConfusionTable(v.classes);
-  const matrix = multiclassMatrix(v);
+  buildConfusionTable(labels);
   fillConfusion(matrix);
-  const k = v.classes.length;
-  let correct = 0;
-  const p = [];
-  const r = [];
-  const f = [];
-  for (let c = 0; c < k; c += 1) {
-    correct += matrix[c][c];
-    const predicted = matrix.reduce((s, row) => s + row[c], 0);
-    const actual = matrix[c].reduce((s, x) => s + x, 0);
-    p.push(safeDiv(matrix[c][c], predicted));
-    r.push(safeDiv(matrix[c][c], actual));
-    f.push(safeDiv(2 * matrix[c][c], predicted + actual));
-  }
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   metricTiles([
-    ["accuracy", "Accuracy", safeDiv(correct, v.n)],
-    ["precision", "Precision (macro)", mean(p)],
-    ["recall", "Recall (macro)", mean(r)],
-    ["f1", "F1 (macro)", mean(f)],
+    ["accuracy", "Accuracy", stored.metrics.accuracy],
+    ["precision", "Precision (macro)", stored.metrics.precision],
+    ["recall", "Recall (macro)", stored.metrics.recall],
+    ["f1", "F1 (macro)", stored.metrics.f1],
   ]);
 }
 
@@ -182,8 +207,8 @@ function applyThreshold(t, source) {
   shown.textContent = fmt.threshold(t);
   shown.dataset.threshold = String(t);
   if (view && view.binary) {
-    const { n } = view;
-    const counts = binaryCounts(view, t);
+    const { n } = view.sample;
+    const counts = binaryCounts(view.sample, t);
     const { tp, fp, fn, tn } = counts;
     fillConfusion([[tn, fp], [fn, tp]]);
     metricTiles([
