@@ -1,11 +1,36 @@
-/* Train a new version from a CSV (POST /train, following a background job when it answers 202). */
+/* Train a new version from a CSV (POST /train, following a background job when it answers 202).
+ * The model-name rule is the server's: the pattern of TrainRequest.model in /openapi.json. */
 
 import { api, describeError, enc } from "./api.js";
 import { $, el, guarded, setMessage } from "./dom.js";
 import { fmt } from "./format.js";
 import { loadModels, selectVersion } from "./models.js";
+import { requestPattern } from "./schema.js";
 
 const TARGET_GUESSES = ["target", "label", "labels", "y", "class", "diagnosis", "outcome"];
+
+let nameRule = null; // RegExp of a valid model name (anchored), once read from /openapi.json
+
+/** Put the server's model-name pattern on the name field. */
+async function loadNameRule() {
+  const rule = await requestPattern("TrainRequest", "model");
+  if (!rule) return;
+  $("train-model").pattern = rule.html;
+  nameRule = rule.regex;
+}
+
+/** A model name from a file name: its characters the rule accepts, "-" for runs of the others. */
+function suggestName(fileName) {
+  const stem = fileName.replace(/\.[^.]*$/, "");
+  if (!nameRule) return stem || "model";
+  let name = "";
+  for (const ch of stem) {
+    if (nameRule.test(name + ch)) name += ch;
+    else if (name && !name.endsWith("-") && nameRule.test(`${name}-`)) name += "-";
+  }
+  name = name.replace(/-+$/, "");
+  return nameRule.test(name) ? name : "model";
+}
 
 function parseCsvLine(line) {
   const fields = [];
@@ -67,9 +92,7 @@ async function onTrainFile() {
   select.disabled = false;
   const modelInput = $("train-model");
   if (!modelInput.value || modelInput.dataset.auto === "true") {
-    const base = file.name.replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_.-]+/g, "-")
-      .replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
-    modelInput.value = base || "model";
+    modelInput.value = suggestName(file.name);
     modelInput.dataset.auto = "true";
   }
   setMessage(message, `${file.name}: ${header.length} columns; pick the target column.`, "");
@@ -162,4 +185,5 @@ export function initTrain() {
   $("train-penalty").addEventListener("change", onPenaltyChange);
   $("train-form").addEventListener("submit", guarded(submitTraining, $("train-message")));
   onPenaltyChange();
+  guarded(loadNameRule, $("train-message"))();
 }
