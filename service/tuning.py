@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .engine import metrics
-from .engine.metrics import _curve_counts
+from .engine import evaluation
+from .engine.evaluation import curve_counts
 from .errors import InvalidInputError
 
 OBJECTIVES = ("f1", "youden", "cost", "min_recall", "min_precision")
@@ -65,7 +65,7 @@ def optimize_threshold(
         raise InvalidInputError(
             f"the labelled rows hold {n_pos} positive and {n_neg} negative rows; a threshold needs both classes"
         )
-    fps, tps, thr = _curve_counts(y_pos, scores, None)  # thresholds decreasing, counts at score >= threshold
+    fps, tps, thr = curve_counts(y_pos, scores, None)  # thresholds decreasing, counts at score >= threshold
     if thr[0] < 1.0:  # a candidate that predicts nothing positive
         thr, tps, fps = np.r_[1.0, thr], np.r_[0, tps], np.r_[0, fps]
     tp, fp = tps.astype(np.float64), fps.astype(np.float64)
@@ -147,7 +147,7 @@ def stored_calibration(meta: dict[str, Any]) -> dict[str, Any] | None:
     sample = meta.get("validation_sample")
     if not sample or not sample.get("labels"):
         return None
-    report = metrics.calibration_report(
+    report = evaluation.calibration_report(
         np.asarray(sample["labels"]), np.asarray(sample["probabilities"], dtype=np.float64),
         np.asarray(meta.get("classes", [])),
     )
