@@ -1,7 +1,7 @@
 """Pure-numpy logistic-regression engine: no web, disk or pickling concerns live here."""
 
-from . import metrics
+from . import evaluation
 from .exceptions import ConvergenceWarning, NotFittedError
 from .logistic import LogisticRegression, stratified_split
 
-__all__ = ["ConvergenceWarning", "LogisticRegression", "NotFittedError", "metrics", "stratified_split"]
+__all__ = ["ConvergenceWarning", "LogisticRegression", "NotFittedError", "evaluation", "stratified_split"]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import metrics
+from . import evaluation
 from ._loss import sigmoid
 from .logistic import LogisticRegression
 
@@ -254,8 +254,8 @@ CROSS_FIT_FOLDS = 5
 
 
 def _quality(y: NDArray[Any], proba: Array, classes: NDArray[Any]) -> dict[str, Any]:
-    report = metrics.calibration_report(y, proba, classes)
-    report["log_loss"] = metrics.log_loss(y, proba, labels=classes)
+    report = evaluation.calibration_report(y, proba, classes)
+    report["log_loss"] = evaluation.log_loss(y, proba, labels=classes)
     return report
 
 

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from ..data.matrix import input_matrix, labels_array
 from ..domain import VersionMetadata, preview
-from ..engine import metrics
+from ..engine import evaluation
 from ..errors import InvalidInputError, NotFoundError
 from ..observability.prometheus import Monitoring
 from ..store.registry import LoadedModel, ModelRegistry
@@ -80,8 +80,8 @@ def evaluate(loaded: LoadedModel, X: NDArray[np.float64], labels: Any, threshold
     check_labels(y, classes.tolist())
     t = decision_threshold(loaded, threshold)
     proba = predict_proba(loaded, X)
-    summary = metrics.classification_summary(y, proba, classes, threshold=0.5 if t is None else t)
-    calibration = metrics.calibration_report(y, proba, classes)
+    summary = evaluation.classification_summary(y, proba, classes, threshold=0.5 if t is None else t)
+    calibration = evaluation.calibration_report(y, proba, classes)
     return {"model": loaded.name, "version": loaded.version, **summary, "calibration": calibration}
 
 

@@ -3,7 +3,7 @@
 Pure numpy over labels and positive-class probabilities; nothing here knows about HTTP. The optimization is
 exact: every distinct probability is a candidate threshold (positive when ``P >= threshold``; no other
 cut-off predicts differently), plus 1.0, which predicts nothing positive, when every probability is below it.
-Among equally good thresholds the largest wins (as ``metrics.best_f1_threshold``), after the tie-breaks
+Among equally good thresholds the largest wins (as the best-F1 threshold of ``engine.evaluation``), after the tie-breaks
 named per objective below.
 """
 
@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain import VersionMetadata
-from ..engine import metrics
-from ..engine.metrics import _curve_counts
+from ..engine import evaluation
+from ..engine.evaluation import curve_counts
 from ..errors import InvalidInputError
 from .scoring import check_labels
 
@@ -51,7 +51,7 @@ def optimize_threshold(
         raise InvalidInputError(
             f"the labelled rows hold {n_pos} positive and {n_neg} negative rows; a threshold needs both classes"
         )
-    fps, tps, thr = _curve_counts(y_pos, scores, None)  # thresholds decreasing, counts at score >= threshold
+    fps, tps, thr = curve_counts(y_pos, scores, None)  # thresholds decreasing, counts at score >= threshold
     if thr[0] < 1.0:  # a candidate that predicts nothing positive
         thr, tps, fps = np.r_[1.0, thr], np.r_[0, tps], np.r_[0, fps]
     tp, fp = tps.astype(np.float64), fps.astype(np.float64)
@@ -133,7 +133,7 @@ def stored_calibration(meta: VersionMetadata) -> dict[str, Any] | None:
     sample = meta.validation_sample
     if sample is None or not sample.labels:
         return None
-    report = metrics.calibration_report(
+    report = evaluation.calibration_report(
         np.asarray(sample.labels), np.asarray(sample.probabilities, dtype=np.float64), np.asarray(meta.classes)
     )
     return {"source": "validation_sample", **report}

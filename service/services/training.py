@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain import MAX_HISTORY_POINTS, MAX_VALIDATION_SAMPLE, JobState, label_key, preview, utc_now
-from ..engine import LogisticRegression, metrics, stratified_split
+from ..engine import LogisticRegression, evaluation, stratified_split
 from ..engine.calibration import calibrate
 from ..errors import InvalidInputError, JobCancelledError, LimitExceededError, LogregError, TimeLimitError
 from ..observability.prometheus import Monitoring
@@ -142,12 +142,12 @@ def train_and_store(
     if calibration != "none":  # Platt or isotonic on the validation split; the served model is the wrapper
         model, calibration_report = calibrate(model, X[val_idx], y[val_idx], calibration, seed)
         messages += calibration_report["warnings"]
-    train_metrics = metrics.classification_summary(y[train_idx], model.predict_proba(X[train_idx]), model.classes_)
+    train_metrics = evaluation.classification_summary(y[train_idx], model.predict_proba(X[train_idx]), model.classes_)
     validation_metrics = None
     validation_sample = None
     if val_idx.size:
         proba_val = model.predict_proba(X[val_idx])
-        validation_metrics = metrics.classification_summary(y[val_idx], proba_val, model.classes_)
+        validation_metrics = evaluation.classification_summary(y[val_idx], proba_val, model.classes_)
         keep = np.arange(val_idx.size)
         if keep.size > MAX_VALIDATION_SAMPLE:
             keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))

@@ -15,7 +15,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss
 
 from service import cli
-from service.engine import metrics
+from service.engine import evaluation
 
 CAL_KEYS = {"kind", "n_samples", "brier", "ece", "mce", "n_bins", "bins"}
 STEP_KEYS = {"method", "fitted_on", "n_rows", "parameters", "before", "after", "after_cross_fitted", "note",
@@ -216,4 +216,4 @@ def test_the_report_is_documented(served):
     spec = served.client.get("/openapi.json").json()
     prop = spec["components"]["schemas"]["TrainRequest"]["properties"]["calibration"]
     assert prop["enum"] == ["none", "platt", "isotonic"] and prop["default"] == "none"
-    assert metrics.calibration_report.__doc__
+    assert evaluation.calibration_report.__doc__

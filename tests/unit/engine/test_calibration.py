@@ -14,7 +14,7 @@ from sklearn.calibration import _sigmoid_calibration, calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import brier_score_loss
 
-from service.engine import LogisticRegression, metrics
+from service.engine import LogisticRegression, evaluation
 from service.engine.calibration import (
     CalibratedModel,
     IsotonicCalibrator,
@@ -204,8 +204,8 @@ def test_calibration_fixes_an_underconfident_model_out_of_sample(fitted, method)
     base, X, y = fitted
     model, report = calibrate(base, X[1500:2200], y[1500:2200], method, seed=0)
     test_X, test_y = X[2200:], y[2200:]
-    before = metrics.calibration_report(test_y, base.predict_proba(test_X), base.classes_)
-    after = metrics.calibration_report(test_y, model.predict_proba(test_X), base.classes_)
+    before = evaluation.calibration_report(test_y, base.predict_proba(test_X), base.classes_)
+    after = evaluation.calibration_report(test_y, model.predict_proba(test_X), base.classes_)
     assert after["brier"] < before["brier"]
     assert after["ece"] < 0.5 * before["ece"]
     # the report on the calibration rows says the same, in-sample and cross-fitted
@@ -233,7 +233,7 @@ def test_few_rows_warn_and_skip_the_cross_fit(fitted):
 def test_calibration_report_by_hand():
     y = np.array([0, 0, 1, 1, 1, 0])
     p = np.array([0.05, 0.1, 0.35, 0.4, 0.95, 1.0])  # 0.1 sits on an edge: it belongs to the first bin
-    rep = metrics.calibration_report(y, np.column_stack([1 - p, p]), np.array([0, 1]), n_bins=4)
+    rep = evaluation.calibration_report(y, np.column_stack([1 - p, p]), np.array([0, 1]), n_bins=4)
     # bins [0, .25]: .05 .1 (0 0); (.25, .5]: .35 .4 (1 1); (.5, .75]: none; (.75, 1]: .95 1.0 (1 0)
     assert [b["count"] for b in rep["bins"]] == [2, 2, 0, 2]
     assert [(b["lower"], b["upper"]) for b in rep["bins"]] == [(0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1)]
@@ -253,7 +253,7 @@ def test_calibration_report_equals_sklearn_calibration_curve(n_bins):
     p = rng.beta(0.7, 0.9, size=500)
     p[:20] = np.round(p[:20], 1)  # values on the edges
     y = np.where(rng.random(500) < p**1.3, "yes", "no")
-    rep = metrics.calibration_report(y, np.column_stack([1 - p, p]), np.array(["no", "yes"]), n_bins=n_bins)
+    rep = evaluation.calibration_report(y, np.column_stack([1 - p, p]), np.array(["no", "yes"]), n_bins=n_bins)
     frac, mean = calibration_curve(y == "yes", p, n_bins=n_bins, strategy="uniform")
     full = [b for b in rep["bins"] if b["count"]]
     np.testing.assert_allclose([b["fraction_positive"] for b in full], frac, atol=1e-12)
@@ -267,19 +267,19 @@ def test_calibration_report_equals_sklearn_calibration_curve(n_bins):
 def test_calibration_report_of_a_multiclass_model_is_top_label():
     P = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.35, 0.45, 0.2], [0.2, 0.2, 0.6]])
     y = np.array(["a", "c", "a", "b"])
-    rep = metrics.calibration_report(y, P, np.array(["a", "b", "c"]), n_bins=2)
+    rep = evaluation.calibration_report(y, P, np.array(["a", "b", "c"]), n_bins=2)
     # top probabilities .7 .6 .45 .6, correct: yes yes no no -> bins [0, .5]: (.45, 0); (.5, 1]: (.6333, 2/3)
     assert rep["kind"] == "top_label"
     assert [b["count"] for b in rep["bins"]] == [1, 3]
     assert rep["ece"] == pytest.approx(0.25 * 0.45 + 0.75 * abs(1.9 / 3 - 2 / 3))
-    assert rep["brier"] == pytest.approx(metrics.brier_score_loss(y, P, labels=["a", "b", "c"]))
+    assert rep["brier"] == pytest.approx(brier_score_loss(y, P, labels=["a", "b", "c"]))
 
 
 def test_calibration_report_rejects_bad_input():
     P = np.array([[0.5, 0.5], [0.2, 0.8]])
     with pytest.raises(ValueError, match="not in the model's classes"):
-        metrics.calibration_report([0, 2], P, [0, 1])
+        evaluation.calibration_report([0, 2], P, [0, 1])
     with pytest.raises(ValueError, match="n_bins"):
-        metrics.calibration_report([0, 1], P, [0, 1], n_bins=0)
+        evaluation.calibration_report([0, 1], P, [0, 1], n_bins=0)
     with pytest.raises(ValueError, match="shape"):
-        metrics.calibration_report([0, 1], P[:, 1], [0, 1])
+        evaluation.calibration_report([0, 1], P[:, 1], [0, 1])
