@@ -200,9 +200,9 @@ def _check_disk(store: Path, ledger: Ledger) -> dict[str, list[int]]:
             loaded = registry.load(name, v)  # raises IntegrityError unless the artefact matches its sha256
             proba = loaded.model.predict_proba(PROBE)
             assert proba.shape == (len(PROBE), 2) and np.allclose(proba.sum(axis=1), 1.0)
-            ledger.note(name, v, loaded.metadata["tags"]["uid"], "disk after kill")
-            first_sha = ledger.sha.setdefault((name, v), loaded.metadata["sha256"])
-            assert first_sha == loaded.metadata["sha256"], f"{name} v{v} changed content: number reused?"
+            ledger.note(name, v, loaded.metadata.tags["uid"], "disk after kill")
+            first_sha = ledger.sha.setdefault((name, v), loaded.metadata.sha256)
+            assert first_sha == loaded.metadata.sha256, f"{name} v{v} changed content: number reused?"
 
     on_disk = {(name, v) for name, versions in listing.items() for v in versions}
     if ledger.delete_in_flight is not None:  # the kill hit a delete: either outcome is fine, now settle it
@@ -328,6 +328,10 @@ def test_kill_9_at_random_moments_loses_nothing_and_reuses_no_version(tmp_path: 
     )
 
 
+#: The least metadata a version's record needs.
+META = {"classes": [0, 1], "feature_names": ["x0"]}
+
+
 # A kill -9 at an exact point, by a child process that SIGKILLs itself right after its first rename:
 # the one that publishes a version (save) or takes it out of the listing (delete_version).
 _CRASH_AFTER_RENAME = textwrap.dedent(
@@ -344,7 +348,7 @@ _CRASH_AFTER_RENAME = textwrap.dedent(
     os.rename = rename_then_die
     registry = ModelRegistry(sys.argv[1])
     if sys.argv[2] == "save":
-        registry.save("m", {"n": 2}, {"uid": "published-then-crashed"})
+        registry.save("m", {"n": 2}, {"classes": [0, 1], "feature_names": ["x0"], "uid": "published-then-crashed"})
     else:
         registry.delete_version("m", int(sys.argv[3]))
     """
@@ -358,7 +362,7 @@ def _crash(store: Path, *args: str) -> None:
 
 def test_newest_version_number_survives_two_crashes(tmp_path: Path) -> None:
     store = tmp_path / "model_store"
-    ModelRegistry(store).save("m", {"n": 1}, {"uid": "first"})
+    ModelRegistry(store).save("m", {"n": 1}, {**META, "uid": "first"})
     _crash(store, "save")  # version 2 is published, but model.json still says next_version 2
     registry = ModelRegistry(store)
     registry.cleanup_temp()  # what a restarted server does
@@ -368,5 +372,5 @@ def test_newest_version_number_survives_two_crashes(tmp_path: Path) -> None:
     registry = ModelRegistry(store)
     registry.cleanup_temp()
     assert [m["version"] for m in registry.list_versions("m")] == [1]
-    stored = registry.save("m", {"n": 3}, {"uid": "third"})
-    assert stored["version"] == 3, f"version {stored['version']} reused"
+    stored = registry.save("m", {"n": 3}, {**META, "uid": "third"})
+    assert stored.version == 3, f"version {stored.version} reused"

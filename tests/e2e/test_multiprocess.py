@@ -221,7 +221,7 @@ def test_two_servers_and_two_workers_share_one_registry(tmp_path: Path) -> None:
         for v in range(1, n + 1):
             loaded = registry.load(MODEL, v)  # sha256 verified before unpickling
             assert np.allclose(loaded.model.predict_proba(PROBE).sum(axis=1), 1.0)
-            sha[v] = loaded.metadata["sha256"]
+            sha[v] = loaded.metadata.sha256
         production = registry.resolve(MODEL, "production")
         assert _is_one_chain(1, moves, production), f"alias moves do not form one chain: {moves} -> {production}"
         assert set(served) <= set(versions)
