@@ -16,13 +16,13 @@ from prometheus_client import multiprocess
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
-from .api.bodies import DOCUMENTED_BODIES
 from .api.deps import Services
 from .api.dialects import mlflow, v2
 from .api.errors import install_error_handlers
 from .api.middleware.body_limit import BodySizeLimit
 from .api.middleware.fastpath import ScoringFastPath
 from .api.middleware.observer import RequestObserver
+from .api.payloads import DOCUMENTED_BODIES
 from .api.routes import ROUTERS, dashboard, prediction
 from .api.security import key_digests
 from .config import Settings, get_settings

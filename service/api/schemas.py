@@ -3,7 +3,7 @@
 Names, patterns and hyperparameters come from :mod:`service.domain`, where each rule is written once.
 
 Large numeric payloads (``features``, ``records``) are declared here for the OpenAPI page but parsed
-straight into numpy by :mod:`service.api.bodies`, never element by element through pydantic.
+straight into numpy by :mod:`service.api.payloads`, never element by element through pydantic.
 """
 
 from __future__ import annotations

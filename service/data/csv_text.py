@@ -15,8 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..domain import preview
-from ..errors import InvalidInputError, LimitExceededError
-from .matrix import column_order
+from ..errors import InvalidInputError
+from .matrix import check_row_limit, column_order
 
 
 def read_labelled_csv(data: bytes | str, target: str) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
@@ -98,11 +98,7 @@ def _parse(
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
-        if max_rows is not None and len(rows) >= max_rows:
-            raise LimitExceededError(
-                f"the CSV has more than {max_rows} rows, the limit per request; split the batch",
-                {"limit": max_rows},
-            )
+        check_row_limit(len(rows) + 1, max_rows, "csv")  # refused at the first row past the limit
         if len(row) != len(header):
             raise InvalidInputError(f"CSV line {line_no} has {len(row)} fields, the header has {len(header)}")
         values = []

@@ -7,14 +7,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-_SHOW = 10
+
+def preview(values: Any, limit: int = 10) -> str:
+    """At most ``limit`` values for an error message, then how many more, so huge inputs do not flood it."""
+    items = np.asarray(values).ravel().tolist()
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"[{', '.join(repr(i) for i in items[:limit])}]{more}"
 
 
 def _rows(mask: NDArray[np.bool_]) -> str:
-    rows = np.flatnonzero(mask)
-    shown = ", ".join(str(int(r)) for r in rows[:_SHOW])
-    more = f" and {rows.size - _SHOW} more" if rows.size > _SHOW else ""
-    return f"[{shown}]{more}"
+    return preview(np.flatnonzero(mask))
 
 
 def feature_names_of(X: Any) -> NDArray[np.object_] | None:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._validation import preview as _preview
+
 __all__ = ["calibration_report", "classification_summary", "curve_counts", "log_loss"]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -28,14 +30,6 @@ _SWEEP_POINTS = 101
 # ----------------------------------------------------------------------------------------------------
 # Validation helpers
 # ----------------------------------------------------------------------------------------------------
-
-
-def _preview(values: ArrayLike, limit: int = 10) -> str:
-    """Render at most ``limit`` values for an error message, so huge inputs do not flood the log."""
-    items = np.asarray(values).ravel().tolist()
-    if len(items) <= limit:
-        return repr(items)
-    return repr(items[:limit])[:-1] + f", ... ({len(items)} values)]"
 
 
 def _kind(arr: np.ndarray) -> str:

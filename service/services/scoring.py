@@ -8,6 +8,7 @@ template, so no HTTP object is needed here.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -131,10 +132,14 @@ class Scorer:
         self.drift = drift
         self.max_predict_rows = max_predict_rows
 
-    def load(self, fields: dict[str, Any], name: str, version: int | str | None) -> LoadedModel:
-        """The version to score with (cached by the registry), named in the request's log fields."""
+    async def load(self, fields: dict[str, Any], name: str, version: int | str | None) -> LoadedModel:
+        """The version to score with, named in the request's log fields: from memory when the same reference
+        was resolved within the registry's recheck window, else checked against the disk (and read, on a
+        cache miss) in a worker thread, so a cold load never blocks the event loop."""
         fields["model"] = name
-        loaded = self.registry.load(name, version)
+        loaded = self.registry.recently_loaded(name, version)
+        if loaded is None:
+            loaded = await asyncio.to_thread(self.registry.load, name, version)
         fields["version"] = loaded.version
         return loaded
 

@@ -307,6 +307,11 @@ class ModelRegistry:
         self.cache.remember_resolved(ref, loaded)
         return loaded
 
+    def recently_loaded(self, name: str, version: int | str | None = None) -> LoadedModel | None:
+        """What ``load(name, version)`` returned less than ``recheck_seconds`` ago, without any system call;
+        None when it must look at the disk."""
+        return self.cache.resolved((name, version))
+
     def _load_checked(self, name: str, version: int | str | None) -> LoadedModel:
         """``load`` without the short-lived map: resolve against the disk's current state."""
         name = validate_model_name(name)

@@ -19,9 +19,9 @@ from ... import __version__
 from ...data.matrix import columns_to_matrix, order_columns, records_to_matrix, rows_to_matrix
 from ...domain import MODEL_NAME_PATTERN, Label
 from ...errors import InvalidInputError
-from ..bodies import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
 from ..errors import ERROR_RESPONSES
+from ..payloads import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from ..security import ReadAccess
 
 MLFLOW_TAG = "mlflow scoring server"
@@ -156,7 +156,7 @@ async def invocations(
         model = str(models[0]["name"])
     obj = None if is_csv(request) else await read_json_object(request)
     fields, route = log_fields(request.scope), route_path(request.scope)
-    loaded = scorer.load(fields, model, version)
+    loaded = await scorer.load(fields, model, version)
     names, max_rows = loaded.metadata.feature_names, scorer.max_predict_rows
     if obj is None:
         X = await read_csv_matrix(request, names, max_rows)

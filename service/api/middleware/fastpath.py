@@ -3,7 +3,7 @@
 Scoring one row takes the model a few numpy calls; FastAPI's routing, dependency resolution and
 parameter validation around it cost several times that. This middleware answers the plain requests itself (a JSON
 body; no query, or only ``threshold`` on ``/predict``) through the same functions as the routes
-(:class:`service.services.scoring.Scorer`, :func:`~service.api.bodies.validate_envelope`), checking in the
+(:class:`service.services.scoring.Scorer`, :func:`~service.api.payloads.validate_envelope`), checking in the
 same order, so both give the same answers, record the same metrics and logs, and fail with the same errors
 (made by the same functions as the routes' error handlers). Everything else goes on to the routes: CSV
 bodies, ``explain`` and other queries, a missing or wrong API key, and any unexpected failure, with the
@@ -24,9 +24,9 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...errors import LogregError
-from ..bodies import is_csv_type, json_bytes, parse_json_object, validate_envelope
 from ..deps import Services, log_fields
 from ..errors import body_validation_response, domain_error_response
+from ..payloads import is_csv_type, json_bytes, parse_json_object, validate_envelope
 from ..schemas import PredictRequest
 from ..security import read_allowed
 
@@ -92,7 +92,7 @@ class ScoringFastPath:
     async def _answer(self, scope: Scope, route: APIRoute, body: bytes, threshold: float | None) -> bytes:
         scorer, fields = self.services.scorer, log_fields(scope)
         envelope, bulk = validate_envelope(PredictRequest, await parse_json_object(body))
-        loaded = scorer.load(fields, envelope.model, envelope.version)
+        loaded = await scorer.load(fields, envelope.model, envelope.version)
         X = scorer.json_rows(loaded, bulk)
         if route.path == "/predict":
             payload: dict[str, Any] = scorer.labels_answer(fields, route.path, loaded, X, threshold)[0]

@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ...errors import RegistryUnavailableError
-from ..bodies import json_response
 from ..deps import RegistryDep
 from ..errors import ERROR_RESPONSES, error_response
+from ..payloads import json_response
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ..bodies import json_response
 from ..deps import TrainerDep
 from ..errors import ERROR_RESPONSES
+from ..payloads import json_response
 from ..schemas import JobIdPath
 from ..security import ReadAccess, WriteAccess
 

@@ -11,9 +11,9 @@ from ...data.matrix import labels_array
 from ...errors import InvalidInputError
 from ...services import thresholds
 from ...services.scoring import predict_proba, validation_sample
-from ..bodies import json_response, openapi_body, read_json_object, validate_envelope
 from ..deps import RegistryDep, ScorerDep
 from ..errors import ERROR_RESPONSES
+from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
 from ..schemas import (
     AliasPath,
     AliasRequest,

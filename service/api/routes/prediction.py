@@ -14,9 +14,9 @@ from ...services.explain import explain_loaded
 from ...services.scoring import LoadedModel, Scorer, decision_threshold, predicted_index
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
-from ..bodies import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
 from ..errors import ERROR_RESPONSES
+from ..payloads import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
 from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, PredictResponse, VersionRef
 from ..security import ReadAccess
 
@@ -62,14 +62,14 @@ async def _scoring_input(
             raise InvalidInputError("a text/csv body names its model in the query: `?model=NAME` (and "
                                     "optionally `&version=`)", {"field": "model"})
         envelope = model.model_validate({"model": csv_query[0], "version": csv_query[1]})
-        loaded = scorer.load(fields, envelope.model, envelope.version)
+        loaded = await scorer.load(fields, envelope.model, envelope.version)
         X = await read_csv_matrix(request, loaded.metadata.feature_names, scorer.max_predict_rows)
         return loaded, X, {}, envelope
     if csv_query is not None and csv_query != (None, None):
         raise InvalidInputError("the `model` and `version` query parameters go with a text/csv body; a JSON "
                                 "body names them in its own `model` and `version` fields", {"field": "model"})
     envelope, bulk = validate_envelope(model, await read_json_object(request))
-    loaded = scorer.load(fields, envelope.model, envelope.version)
+    loaded = await scorer.load(fields, envelope.model, envelope.version)
     return loaded, scorer.json_rows(loaded, bulk), bulk, envelope
 
 

@@ -16,9 +16,9 @@ from ...data.matrix import input_matrix, labels_array
 from ...domain import TrainParams
 from ...errors import InvalidInputError
 from ...services.training import JobControl, check_training_limits, train_and_store
-from ..bodies import json_response, openapi_body, read_json_object, validate_envelope
 from ..deps import RegistryDep, SettingsDep, TrainerDep
 from ..errors import ERROR_RESPONSES
+from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
 from ..schemas import TrainRequest, TrainResponse
 from ..security import WriteAccess
 

@@ -14,9 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from .... import __version__
 from ....errors import IntegrityError, InvalidInputError, RegistryUnavailableError
 from ....services.scoring import Scorer, predict, predict_proba
-from ...bodies import DOCUMENTED_BODIES, json_response, read_json_object
 from ...deps import RegistryDep, ScorerDep, log_fields, route_path
 from ...errors import v2_error, v2_error_response
+from ...payloads import DOCUMENTED_BODIES, json_response, read_json_object
 from ...schemas import NamePath, VersionPath
 from ...security import ReadAccess
 from .schemas import (
@@ -182,7 +182,7 @@ async def infer(request: Request, name: str, version: str | None, registry: Regi
     if threshold is not None and "predict" not in wanted:
         raise InvalidInputError("parameter `threshold` applies to the `predict` output, which was not requested")
     fields = log_fields(request.scope)
-    loaded = scorer.load(fields, name, version)
+    loaded = await scorer.load(fields, name, version)
     X = input_matrix(body.inputs, data, loaded.metadata.feature_names, scorer.max_predict_rows)
     n, classes = X.shape[0], loaded.model.classes_
     outputs: dict[str, dict[str, Any]] = {}

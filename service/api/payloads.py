@@ -1,4 +1,5 @@
-"""Fast request bodies: JSON parsed once with orjson, numbers turned into numpy without pydantic per float.
+"""Request and response payloads: JSON parsed once with orjson, numbers turned into numpy without pydantic per
+float; CSV bodies through the one CSV reader; answers serialized with orjson.
 
 The small fields of a body are still validated by the pydantic model the route documents; only the
 bulky ``features`` / ``records`` / ``labels`` bypass it.
