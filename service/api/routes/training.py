@@ -16,7 +16,7 @@ from ...data.matrix import input_matrix, labels_array
 from ...domain import TrainParams
 from ...errors import InvalidInputError
 from ...services.training import JobControl, check_training_limits, train_and_store
-from ..deps import RegistryDep, SettingsDep, TrainerDep
+from ..deps import RegistryDep, SettingsDep, TrainerDep, log_fields
 from ..errors import ERROR_RESPONSES
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
 from ..schemas import TrainRequest, TrainResponse
@@ -80,7 +80,8 @@ async def train(
         envelope, bulk = validate_envelope(TrainRequest, obj)
         job = await run_in_threadpool(_from_json, envelope, bulk)
     name, X, y = job.pop("name"), job.pop("X"), job.pop("y")
-    request.state.model, request.state.rows = name, int(X.shape[0])
+    fields = log_fields(request.scope)
+    fields["model"], fields["rows"] = name, int(X.shape[0])
     trainer.monitoring.rows_observed("/train", X.shape[0])
     check_training_limits(X, job["params"], settings.max_train_cells, settings.max_iter_limit)
 
@@ -95,7 +96,7 @@ async def train(
         return json_response(record.model_dump(mode="json"), status_code=202,
                              headers={"Location": f"/jobs/{record.id}"})
     report = await run_in_threadpool(trainer.run_now, name, work)
-    request.state.version = report["version"]
+    fields["version"] = report["version"]
     return json_response(report, status_code=201)
 
 
