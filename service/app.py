@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.state.services = services
     # Innermost: the size limit, request ids, logs and metrics apply to it as to the routes.
     app.add_middleware(ScoringFastPath, services=services, routes=prediction.router.routes)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
     for router in ROUTERS:

@@ -9,18 +9,20 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import ValidationError
 
 from .config import Settings
-from .data.csv_text import read_feature_csv, read_labelled_csv
+from .data.sources import open_files
+from .data.tables import read_labelled_csv, read_table
 from .domain import TrainParams
 from .errors import LogregError
 from .services.scoring import predict, predict_proba
-from .services.training import train_and_store
+from .services.training import TrainingProgress, read_training_table, train_and_store
 from .store.registry import ModelRegistry
 
 DEMO_MODEL = "breast-cancer"
@@ -106,14 +108,76 @@ def _prepare_prometheus_dir(settings: Settings) -> Path:
     return path
 
 
+class TerminalProgress(TrainingProgress):
+    """A one-line progress bar on stderr: the phase, a bar of bytes read or iterations run, and the time left."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO = sys.stderr, every: float = 0.1) -> None:
+        self.stream = stream
+        self.every = every
+        self.info: dict[str, Any] = {}
+        self.name = ""
+        self.started = self.shown = time.monotonic()
+
+    def phase(self, name: str, **info: Any) -> None:
+        if self.name:
+            self._show(force=True)
+            self.stream.write("\n")
+        self.name, self.info, self.started = name, dict(info), time.monotonic()
+        self._show(force=True)
+
+    def read(self, rows: int, bytes_read: int) -> None:
+        self.info.update(rows=rows, done=bytes_read, total=self.info.get("bytes_total"))
+        self._show()
+
+    def __call__(self, iteration: int, loss: float) -> None:
+        self.info.update(done=iteration, total=self.info.get("max_iter"), loss=loss)
+        self._show()
+
+    def close(self) -> None:
+        if self.name:
+            self._show(force=True)
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.shown < self.every:
+            return
+        self.shown = now
+        done, total = self.info.get("done") or 0, self.info.get("total") or 0
+        share = min(1.0, done / total) if total else 0.0
+        bar = "#" * round(share * self.WIDTH) + "." * (self.WIDTH - round(share * self.WIDTH))
+        parts = [f"{self.name:<10} [{bar}] {share:4.0%}"]
+        if "rows" in self.info:
+            parts.append(f"{self.info['rows']:,} rows, {done / 1e6:,.1f} of {total / 1e6:,.1f} MB")
+        if "loss" in self.info:
+            parts.append(f"iteration {done} of at most {total}, loss {self.info['loss']:.6g}")
+        elapsed = now - self.started
+        if 0 < share < 1 and elapsed > 0.5:
+            parts.append(f"about {elapsed / share * (1 - share):.0f} s left")
+        self.stream.write("\r" + " · ".join(parts)[:160].ljust(100))
+        self.stream.flush()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     params = TrainParams.model_validate(dict(args.param or []))
-    X, y, names = read_labelled_csv(Path(args.file).read_bytes(), args.target)
-    report = train_and_store(
-        _registry(args), args.model, X, y, feature_names=names, params=params.model_dump(),
-        validation_fraction=args.validation_fraction, description=args.description,
-        tags={"source": Path(args.file).name}, calibration=args.calibration,
-    )
+    settings = Settings()
+    files = open_files(args.source, args.format, roots=None, s3_endpoint_url=settings.s3_endpoint_url)
+    shown = not args.quiet and sys.stderr.isatty()
+    progress = TerminalProgress() if shown else TrainingProgress()
+    try:
+        X, y, names = read_training_table(files, args.target, args.features, None, progress)
+        report = train_and_store(
+            _registry(args), args.model, X, y, feature_names=names, params=params.model_dump(),
+            validation_fraction=args.validation_fraction, description=args.description,
+            tags={"source": args.source if "://" in args.source else Path(args.source).name},
+            calibration=args.calibration, progress=progress,
+        )
+    finally:
+        if isinstance(progress, TerminalProgress):
+            progress.close()
     summary = {k: report[k] for k in ("model", "version", "classes", "n_samples", "converged", "n_iter", "warnings")}
     if "calibration" in report:
         cal = report["calibration"]
@@ -134,7 +198,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     loaded = _registry(args).load(args.model, args.version)
-    X = read_feature_csv(Path(args.file).read_bytes(), loaded.metadata.feature_names, ignore_extra=True)
+    files = open_files(args.file, args.format, roots=None, s3_endpoint_url=Settings().s3_endpoint_url)
+    X = read_table(files, target=None, features=loaded.metadata.feature_names, ignore_extra=True).X
     proba = predict_proba(loaded, X)
     labels, _, _ = predict(loaded, X, args.threshold)
     classes = loaded.model.classes_.tolist()
@@ -158,9 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="train the breast-cancer demo model if empty")
     serve.set_defaults(func=cmd_serve)
 
-    train = sub.add_parser("train", help="train a model from a CSV into the registry (no server needed)")
-    train.add_argument("file", help="CSV with a header row")
+    train = sub.add_parser("train", help="train a model from a CSV or Parquet table into the registry (no server "
+                           "needed)")
+    train.add_argument("source", help="a CSV or Parquet file, a directory or glob of parts, or an s3:// URI")
     train.add_argument("--target", required=True, help="label column")
+    train.add_argument("--format", choices=("csv", "parquet"), help="default: from the suffix")
+    train.add_argument("--features", type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+                       help="comma-separated feature columns (default: every column but the target)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not "
+                       "a terminal either)")
     train.add_argument("--model", required=True, help="model name")
     train.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
                        help="engine hyperparameter, e.g. --param C=0.5 --param solver=newton")
@@ -175,8 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--store")
     models.set_defaults(func=cmd_models)
 
-    predict = sub.add_parser("predict", help="predict the rows of a CSV (columns matched by feature name)")
-    predict.add_argument("file")
+    predict = sub.add_parser("predict", help="predict the rows of a CSV or Parquet table (columns matched by "
+                             "feature name; others are skipped)")
+    predict.add_argument("file", help="a CSV or Parquet file, a directory or glob of parts, or an s3:// URI")
+    predict.add_argument("--format", choices=("csv", "parquet"), help="default: from the suffix")
     predict.add_argument("--model", required=True)
     predict.add_argument("--version", help="version number or alias (default: production, else latest)")
     predict.add_argument("--threshold", type=float, help="binary decision threshold")

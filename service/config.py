@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class Settings(BaseSettings):
@@ -26,11 +32,25 @@ class Settings(BaseSettings):
         "for changes by other processes (aliases, thresholds, deletes); 0 checks on every request.",
     )
     max_body_bytes: int = Field(
-        50 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
+        50 * 1024 * 1024, ge=1024, description="Largest request body accepted, uploads aside; larger ones get 413."
+    )
+    max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Largest `multipart/form-data` training upload (spooled to a temporary "
+        "file, never held in memory); larger ones get 413.",
+    )
+    data_roots: str | None = Field(
+        None, description="Directories (separated by `:`) under which `POST /train` may read local paths given "
+        "as `data.uri`; unset, no local path is read over HTTP (the CLI reads any path).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of an S3-compatible store (MinIO, ...) for `s3://` URIs; unset: AWS. "
+        "Credentials and region come from the standard AWS variables and files.",
     )
     max_predict_rows: int = Field(100_000, ge=1, description="Most rows in one predict or metrics request (413).")
-    max_train_cells: int = Field(
-        20_000_000, ge=1, description="Most rows x features in one training set (413)."
+    max_train_bytes: int = Field(
+        default_factory=lambda: _memory_bytes() // 4, ge=1,
+        description="Largest training matrix, in bytes of float64 (rows x features x 8), 413 beyond; default a "
+        "quarter of the machine's memory.",
     )
     max_iter_limit: int = Field(100_000, ge=1, description="Highest `max_iter` a training request may ask for.")
     api_keys: str | None = Field(
@@ -56,6 +76,10 @@ class Settings(BaseSettings):
         "window for the population stability index (PSI) of every feature; 0 turns the window off.",
     )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
+
+    def data_root_paths(self) -> list[Path]:
+        """The directories of ``data_roots``; empty when unset."""
+        return [Path(p) for p in (self.data_roots or "").split(os.pathsep) if p.strip()]
 
     def keys(self) -> list[str]:
         """The configured API keys, from ``api_keys`` and ``api_keys_file``; empty means open access."""

@@ -38,6 +38,8 @@ _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 MAX_HISTORY_POINTS = 200
 #: Validation labels and scores kept per version (for the threshold explorer); a seeded sample beyond it.
 MAX_VALIDATION_SAMPLE = 5000
+#: Training rows the drift reference's deciles are computed from (a seeded sample beyond it).
+MAX_REFERENCE_ROWS = 10_000
 #: Rows one request may ask explanations for (each row carries a value per feature, twice for binary models).
 MAX_EXPLAIN_ROWS = 10_000
 #: Items a message lists before it says "and N more".

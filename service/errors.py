@@ -13,7 +13,9 @@
     ├── TimeLimitError               a training went over its wall-clock limit; nothing was stored
     ├── JobCancelledError            a background training was cancelled; nothing was stored
     ├── AuthenticationError          a protected route was called without an API key
-    └── PermissionDeniedError        the API key given is not one of the configured keys
+    ├── PermissionDeniedError        the API key given is not one of the configured keys
+    ├── DataAccessError              a data source the service may not read (outside the data roots, S3 refused)
+    └── SourceUnavailableError       a data source that cannot be reached now (an S3 endpoint down)
 
 ``service.api.errors`` maps each class to a response in one place. Each class names its ``kind``: the
 machine-readable ``type`` clients see in every error body and in a failed background job's ``error``.
@@ -103,3 +105,15 @@ class PermissionDeniedError(LogregError):
     """The API key sent is not one of the configured keys."""
 
     kind: ClassVar[str] = "forbidden"
+
+
+class DataAccessError(LogregError):
+    """A data source the service may not read: a path outside the configured data roots, or S3 refusing access."""
+
+    kind: ClassVar[str] = "data_access_denied"
+
+
+class SourceUnavailableError(LogregError):
+    """A data source that cannot be reached now (an object store that does not answer)."""
+
+    kind: ClassVar[str] = "source_unavailable"

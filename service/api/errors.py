@@ -22,6 +22,7 @@ from ..errors import (
     AuthenticationError,
     BusyError,
     ConflictError,
+    DataAccessError,
     IntegrityError,
     InvalidInputError,
     JobCancelledError,
@@ -30,6 +31,7 @@ from ..errors import (
     NotFoundError,
     PermissionDeniedError,
     RegistryUnavailableError,
+    SourceUnavailableError,
     TimeLimitError,
 )
 from .schemas import ErrorResponse
@@ -40,6 +42,7 @@ log = logging.getLogger("service.api")
 ERROR_STATUS: list[tuple[type[LogregError], int]] = [
     (AuthenticationError, 401),
     (PermissionDeniedError, 403),
+    (DataAccessError, 403),
     (NotFoundError, 404),
     (JobCancelledError, 409),
     (TimeLimitError, 422),
@@ -49,6 +52,7 @@ ERROR_STATUS: list[tuple[type[LogregError], int]] = [
     (InvalidInputError, 422),
     (BusyError, 429),
     (RegistryUnavailableError, 503),
+    (SourceUnavailableError, 503),
 ]
 
 #: Documented error answers, for the OpenAPI page.

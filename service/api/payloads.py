@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from ..data.csv_text import read_feature_csv
+from ..data.tables import read_feature_csv
 from ..errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)

@@ -50,13 +50,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TrainingData(_Strict):
+    """A table to train on, where it lives: a local path (a file, a directory or a glob of part files) under
+    `LOGREG_DATA_ROOTS`, or an `s3://` URI."""
+
+    uri: str = Field(min_length=1, max_length=4096, description="A path under LOGREG_DATA_ROOTS, or s3://bucket/key "
+                     "(a glob such as `s3://bucket/train/*.parquet`, or a prefix, reads every part).",
+                     examples=["s3://my-bucket/claims/2026/*.parquet", "/data/train.csv"])
+    format: Literal["csv", "parquet"] | None = Field(None, description="Default: from the suffix.")
+    target: str = Field(min_length=1, description="The label column.", examples=["label"])
+    features: list[str] | None = Field(
+        None, description="The feature columns, in this order; default: every column but the target."
+    )
+
+
 class TrainRequest(_Strict):
-    """A labelled training set and how to train on it."""
+    """A labelled training set (rows and labels, or a table at a `data` URI) and how to train on it."""
 
     model: ModelName
+    data: TrainingData | None = Field(None, description="Train on a CSV or Parquet table read from a path or an "
+                                      "s3:// URI, instead of rows in the body.")
     features: FeatureRows = None
     records: Records = None
-    labels: list[Label] = Field(description="One label per row: ints, bools or strings.", examples=[[0, 1]])
+    labels: list[Label] | None = Field(None, description="One label per row: ints, bools or strings.",
+                                       examples=[[0, 1]])
     feature_names: list[str] | None = Field(
         None, description="Names of the columns of `features` (default x0, x1, ...)."
     )

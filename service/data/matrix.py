@@ -21,6 +21,17 @@ def check_row_limit(rows: int, limit: int | None, field: str | None = None) -> N
         )
 
 
+def check_matrix_size(rows: int, features: int, max_bytes: int | None, setting: str = "LOGREG_MAX_TRAIN_BYTES") -> None:
+    """The one limit on a training matrix's size, in bytes of float64: a 413 that names the setting."""
+    size = rows * features * 8
+    if max_bytes is not None and size > max_bytes:
+        raise LimitExceededError(
+            f"the training set has {rows} x {features} values = {size} bytes as float64, over the limit of "
+            f"{max_bytes} bytes ({setting}); raise it or train on a sample",
+            {"rows": rows, "features": features, "bytes": size, "limit": max_bytes},
+        )
+
+
 def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "features") -> NDArray[np.float64]:
     """A finite 2-D float64 matrix from JSON rows of numbers, with errors that name the bad row."""
     if not isinstance(features, list):

@@ -30,7 +30,7 @@ _CHUNK = 16384
 _PRESOLVE_ROWS = 20000
 
 
-def _column_stats(X: Array) -> tuple[Array, Array]:
+def column_stats(X: Array) -> tuple[Array, Array]:
     """Mean and population standard deviation per column, in row chunks (no full-size temporary)."""
     mean = X.sum(axis=0) / X.shape[0]
     sq = np.zeros(X.shape[1])
@@ -236,7 +236,7 @@ class LogisticRegression(ParamsMixin):
             alpha = 0.0
         l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
         if self.standardize:
-            mean, scale = _column_stats(X)
+            mean, scale = column_stats(X)
             scale[scale == 0.0] = 1.0
             if not self.fit_intercept:
                 mean = np.zeros_like(mean)

@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..domain import MAX_REFERENCE_ROWS
+from ..engine.logistic import column_stats
+
 __all__ = [
     "EPSILON",
     "N_BINS",
@@ -80,30 +83,38 @@ def bin_counts(bins: NDArray[np.uint8], n_bins: int = N_BINS) -> NDArray[np.int6
     return np.bincount(flat.ravel(), minlength=d * n_bins).reshape(d, n_bins)
 
 
-def feature_statistics(X: NDArray[np.float64], feature_names: Sequence[str]) -> dict[str, Any]:
+def feature_statistics(
+    X: NDArray[np.float64], feature_names: Sequence[str], max_sample: int = MAX_REFERENCE_ROWS, seed: int = 0
+) -> dict[str, Any]:
     """Per-feature mean, std, min, max, deciles and decile-bin shares of the training rows ``X``.
 
-    The shape is ``{"n_rows", "quantile_levels", "features": [{"name", "mean", "std", "min", "max",
-    "quantiles", "bin_proportions"}, ...]}`` with features in column order (a list, so the order
-    survives JSON with sorted keys).
+    Mean, std, min and max are of every row; the deciles and bin shares of a seeded sample of at most
+    ``max_sample`` rows (``sample_rows``), so the stored reference stays small and cheap whatever the
+    training size. The shape is ``{"n_rows", "sample_rows", "quantile_levels", "features": [{"name", "mean",
+    "std", "min", "max", "quantiles", "bin_proportions"}, ...]}`` with features in column order (a list, so
+    the order survives JSON with sorted keys).
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != len(feature_names):
         raise ValueError("feature_statistics needs a non-empty (rows, features) matrix and one name per column")
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, std = X.mean(axis=0), X.std(axis=0)
-    quantiles = np.quantile(X, QUANTILE_LEVELS, axis=0)  # (9, d)
-    shares = bin_counts(bin_indices(quantiles, X)) / X.shape[0]
+        mean, std = column_stats(X)
+    mins, maxs = X.min(axis=0), X.max(axis=0)
+    n = X.shape[0]
+    sample = X if n <= max_sample else X[np.sort(np.random.default_rng(seed).choice(n, max_sample, replace=False))]
+    quantiles = np.quantile(sample, QUANTILE_LEVELS, axis=0)  # (9, d)
+    shares = bin_counts(bin_indices(quantiles, sample)) / sample.shape[0]
     return {
-        "n_rows": int(X.shape[0]),
+        "n_rows": int(n),
+        "sample_rows": int(sample.shape[0]),
         "quantile_levels": list(QUANTILE_LEVELS),
         "features": [
             {
                 "name": str(name),
                 "mean": float(mean[j]),
                 "std": float(std[j]),
-                "min": float(X[:, j].min()),
-                "max": float(X[:, j].max()),
+                "min": float(mins[j]),
+                "max": float(maxs[j]),
                 "quantiles": quantiles[:, j].tolist(),
                 "bin_proportions": [round(float(s), 6) for s in shares[j]],
             }

@@ -16,10 +16,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.matrix import check_matrix_size
+from ..data.sources import Files
+from ..data.tables import Limits, labelled, read_table
 from ..domain import MAX_HISTORY_POINTS, MAX_VALIDATION_SAMPLE, JobState, label_key, preview, utc_now
 from ..engine import LogisticRegression, evaluation, stratified_split
 from ..engine.calibration import calibrate
-from ..errors import InvalidInputError, JobCancelledError, LimitExceededError, LogregError, TimeLimitError
+from ..engine.logistic import DEFAULT_MAX_ITER, column_stats
+from ..errors import InvalidInputError, JobCancelledError, LogregError, TimeLimitError
 from ..observability.prometheus import Monitoring
 from ..store.jobs import JobStore, SlotPool
 from ..store.registry import ModelRegistry
@@ -64,20 +68,22 @@ def coefficient_table(model: LogisticRegression, names: Sequence[str]) -> tuple[
     return coefs, intercepts
 
 
-def check_training_limits(
-    X: NDArray[np.float64], params: dict[str, Any], max_train_cells: int | None, max_iter_limit: int | None
-) -> None:
-    """Refuse a training set or budget over the configured limits before any work starts."""
-    n, d = X.shape
-    if max_train_cells is not None and n * d > max_train_cells:
-        raise LimitExceededError(
-            f"the training set has {n} x {d} = {n * d} values, over the limit of {max_train_cells}",
-            {"rows": n, "features": d, "limit": max_train_cells},
-        )
+def check_iteration_budget(params: dict[str, Any], max_iter_limit: int | None) -> None:
+    """Refuse a ``max_iter`` over the configured limit before any work starts."""
     if max_iter_limit is not None and (params.get("max_iter") or 0) > max_iter_limit:
         raise InvalidInputError(
             f"max_iter {params['max_iter']} is over the limit of {max_iter_limit}", {"limit": max_iter_limit}
         )
+
+
+def read_training_table(
+    files: Files, target: str, features: Sequence[str] | None, max_bytes: int | None, progress: TrainingProgress
+) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
+    """Read a training table (the ``reading`` phase), telling ``progress`` of the rows and bytes as they come."""
+    progress.phase("reading", bytes_total=files.total_bytes, source=files.uri)
+    table = read_table(files, target=target, features=features, limits=Limits(max_bytes=max_bytes),
+                       progress=progress.read)
+    return labelled(table)
 
 
 def train_and_store(
@@ -91,17 +97,20 @@ def train_and_store(
     validation_fraction: float = 0.2,
     description: str | None = None,
     tags: dict[str, str] | None = None,
-    max_train_cells: int | None = None,
+    max_train_bytes: int | None = None,
     max_iter_limit: int | None = None,
-    callback: Callable[[int, float], bool | None] | None = None,
+    progress: TrainingProgress | None = None,
     calibration: str = "none",
 ) -> dict[str, Any]:
     """Fit a model on ``X, y``, evaluate it on a held-out split, store it as a new version, and return
-    the training report (also kept in the version's metadata)."""
+    the training report (also kept in the version's metadata). ``progress`` hears of each phase and each
+    iteration, and may stop the fit by raising."""
     start = time.perf_counter()
+    progress = progress or TrainingProgress()
     params = dict(params or {})
     n, d = X.shape
-    check_training_limits(X, params, max_train_cells, max_iter_limit)
+    check_matrix_size(n, d, max_train_bytes)
+    check_iteration_budget(params, max_iter_limit)
     names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(d)]
     if len(names) != d:
         raise InvalidInputError(f"{len(names)} feature names for {d} columns; give one name per column")
@@ -110,7 +119,7 @@ def train_and_store(
     if y.shape[0] != n:
         raise InvalidInputError(f"{n} rows but {y.shape[0]} labels: give one label per row")
     with np.errstate(over="ignore", invalid="ignore"):
-        spread = X.std(axis=0)
+        spread = column_stats(X)[1]  # in blocks of rows: no copy of X
     if not np.isfinite(spread).all():
         cols = [names[j] for j in np.flatnonzero(~np.isfinite(spread))]
         raise InvalidInputError(f"column(s) {preview(cols)} hold values too large to train on (they overflow)")
@@ -132,30 +141,38 @@ def train_and_store(
         train_idx, val_idx = np.arange(n), np.arange(0)
     if np.unique(y_enc[train_idx]).size < 2:
         raise InvalidInputError("the training split holds a single class; send more rows of each class")
+    # One copy of each split, made once: the peak is X plus X again, whatever the phase.
+    X_train, y_train = (X[train_idx], y[train_idx]) if val_idx.size else (X, y)
+    X_val, y_val = X[val_idx], y[val_idx]
     model = LogisticRegression(**engine_params(params, classes))
+    progress.phase("fitting", max_iter=params.get("max_iter") or DEFAULT_MAX_ITER[params.get("solver", "lbfgs")])
     try:
-        model.fit(X[train_idx], y[train_idx], callback=callback)
+        model.fit(X_train, y_train, callback=progress)
     except (ValueError, FloatingPointError) as exc:
         raise InvalidInputError(f"training failed: {exc}") from None
+    progress.phase("evaluating")
     messages = list(model.fit_warnings_)
     calibration_report = None
     if calibration != "none":  # Platt or isotonic on the validation split; the served model is the wrapper
-        model, calibration_report = calibrate(model, X[val_idx], y[val_idx], calibration, seed)
+        model, calibration_report = calibrate(model, X_val, y_val, calibration, seed)
         messages += calibration_report["warnings"]
-    train_metrics = evaluation.classification_summary(y[train_idx], model.predict_proba(X[train_idx]), model.classes_)
+    train_metrics = evaluation.classification_summary(y_train, model.predict_proba(X_train), model.classes_)
     validation_metrics = None
     validation_sample = None
     if val_idx.size:
-        proba_val = model.predict_proba(X[val_idx])
-        validation_metrics = evaluation.classification_summary(y[val_idx], proba_val, model.classes_)
+        proba_val = model.predict_proba(X_val)
+        validation_metrics = evaluation.classification_summary(y_val, proba_val, model.classes_)
         keep = np.arange(val_idx.size)
         if keep.size > MAX_VALIDATION_SAMPLE:
             keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))
         validation_sample = {
             "rows": val_idx[keep].tolist(),  # positions in the training set as sent
-            "labels": y[val_idx][keep].tolist(),
+            "labels": y_val[keep].tolist(),
             "probabilities": proba_val[keep].tolist(),
         }
+    statistics = drift.feature_statistics(X_train, names, seed=seed or 0)
+    train_stats = {"mean": np.array([f["mean"] for f in statistics["features"]]),
+                   "std": np.array([f["std"] for f in statistics["features"]])}
     coefficients, intercepts = coefficient_table(model, names)
     report = {
         "model": name,
@@ -181,20 +198,37 @@ def train_and_store(
         "tags": tags or {},
         "coefficients": coefficients,
         "intercepts": intercepts,
-        "feature_means": X[train_idx].mean(axis=0).tolist(),
-        "feature_stds": X[train_idx].std(axis=0).tolist(),  # finite: checked above
-        "feature_statistics": drift.feature_statistics(X[train_idx], names),  # drift monitoring
+        "feature_means": train_stats["mean"].tolist(),
+        "feature_stds": train_stats["std"].tolist(),  # finite: checked above
+        "feature_statistics": statistics,  # drift monitoring
         "alpha": float(model.alpha_),
         "standardization": {"mean": model.mean_.tolist(), "scale": model.scale_.tolist()},
         "validation_sample": validation_sample,
     }
     metadata["duration_seconds"] = round(time.perf_counter() - start, 6)
+    progress.phase("storing")
     stored = registry.save(name, model, metadata)
     return {**report, "version": stored.version, "duration_seconds": metadata["duration_seconds"]}
 
 
-class JobControl:
-    """Handed to the fit as its callback: stops it on time-out or cancel, and reports a job's progress."""
+class TrainingProgress:
+    """What a training tells as it goes, and where it can be stopped: each phase (``reading``, ``fitting``,
+    ``evaluating``, ``storing``), the rows and bytes read, and each iteration of the fit (the engine's
+    callback). This one tells nobody; :class:`JobControl` and the CLI's progress bar listen."""
+
+    def phase(self, name: str, **info: Any) -> None:
+        """A phase begins; ``info`` says what is known of it (``bytes_total``, ``max_iter``)."""
+
+    def read(self, rows: int, bytes_read: int) -> None:
+        """Rows and bytes read so far, while reading."""
+
+    def __call__(self, iteration: int, loss: float) -> None:
+        """An iteration (or epoch) of the fit ended at ``loss``; raising stops the fit."""
+
+
+class JobControl(TrainingProgress):
+    """Stops a training on time-out or cancel, and keeps a job's progress on disk: the phase, rows and bytes
+    read of the total, the iteration of ``max_iter`` and the loss, and an estimate of the time left."""
 
     def __init__(self, store: JobStore | None, job_id: str | None, deadline: float) -> None:
         self.store = store
@@ -202,12 +236,35 @@ class JobControl:
         self.deadline = deadline
         self._last_write = 0.0
         self._last_cancel_check = 0.0
+        self._progress: dict[str, Any] = {}
+        self._phase_started = time.monotonic()
+
+    def phase(self, name: str, **info: Any) -> None:
+        self._check_stop(time.monotonic())
+        self._phase_started = time.monotonic()
+        self._progress = {**self._progress, "phase": name, "eta_seconds": None, **info}
+        self._write(force=True)
+
+    def read(self, rows: int, bytes_read: int) -> None:
+        now = time.monotonic()
+        self._check_stop(now)
+        total = self._progress.get("bytes_total") or 0
+        self._progress.update(rows_read=rows, bytes_read=bytes_read,
+                              eta_seconds=_eta(now - self._phase_started, bytes_read, total))
+        self._write()
 
     def __call__(self, iteration: int, loss: float) -> None:
         now = time.monotonic()
+        self._check_stop(now)
+        # The fit stops at max_iter at the latest, so this is an upper bound: most stop well before.
+        self._progress.update(iteration=iteration, loss=float(loss),
+                              eta_seconds=_eta(now - self._phase_started, iteration, self._progress.get("max_iter")))
+        self._write()
+
+    def _check_stop(self, now: float) -> None:
         if now > self.deadline:
             raise TimeLimitError(
-                f"training stopped after {iteration} iterations: it went over the time limit "
+                f"training stopped in its {self._progress.get('phase', 'first')} phase: it went over the time limit "
                 "(LOGREG_TRAIN_TIMEOUT_SECONDS); nothing was stored"
             )
         if self.store is None or self.job_id is None:
@@ -216,9 +273,21 @@ class JobControl:
             self._last_cancel_check = now
             if self.store.cancel_requested(self.job_id):
                 raise JobCancelledError("the job was cancelled; nothing was stored")
-        if now - self._last_write >= _PROGRESS_EVERY:
+
+    def _write(self, force: bool = False) -> None:
+        if self.store is None or self.job_id is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_write >= _PROGRESS_EVERY:
             self._last_write = now
-            self.store.update(self.job_id, progress={"iteration": iteration, "loss": float(loss)})
+            self.store.update(self.job_id, progress=dict(self._progress))
+
+
+def _eta(elapsed: float, done: float, total: float | None) -> float | None:
+    """Seconds left at the rate so far, or None before there is a rate."""
+    if not total or done <= 0 or elapsed <= 0:
+        return None
+    return round(max(0.0, elapsed / done * (total - done)), 1)
 
 
 Work = Callable[[JobControl], dict[str, Any]]

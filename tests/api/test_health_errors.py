@@ -155,11 +155,20 @@ def test_chunked_body_over_max_body_bytes_is_413(make_client, api_error, path):
     api_error(resp, 413, "limit_exceeded")
 
 
-def test_multipart_upload_over_max_body_bytes_is_413(make_client, api_error, breast_cancer_csv):
-    client = make_client(max_body_bytes=4096)
+def test_multipart_upload_over_max_upload_bytes_is_413(make_client, api_error, breast_cancer_csv):
+    client = make_client(max_upload_bytes=4096)
     resp = client.post("/train", files={"file": ("bc.csv", breast_cancer_csv)}, data={"model": "bc",
                                                                                       "target": "diagnosis"})
-    api_error(resp, 413, "limit_exceeded")
+    api_error(resp, 413, "limit_exceeded", "LOGREG_MAX_UPLOAD_BYTES")
+
+
+def test_uploads_have_their_own_limit_and_json_bodies_keep_theirs(make_client, api_error, breast_cancer_csv):
+    client = make_client(max_body_bytes=4096)  # the upload is ~120 kB: over the body limit, under the upload one
+    resp = client.post("/train", files={"file": ("bc.csv", breast_cancer_csv)}, data={"model": "bc",
+                                                                                      "target": "diagnosis"})
+    assert resp.status_code == 201, resp.text
+    raw = b'{"model": "bc", "features": [' + b",".join([b"[" + b",".join([b"1.0"] * 30) + b"]"] * 40) + b"]}"
+    api_error(client.post("/predict", content=raw, headers=JSON), 413, "limit_exceeded", "LOGREG_MAX_BODY_BYTES")
 
 
 def test_body_under_the_limit_is_served(make_client, trainer, toy):

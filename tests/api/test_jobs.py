@@ -103,7 +103,8 @@ def test_background_training_gives_the_train_result(jobs_client):
 def test_progress_while_running_then_cancel_stores_nothing(jobs_client, api_error):
     client = jobs_client
     job = submit(client, slow_body())
-    running = wait_for(client, job["id"], lambda j: j["state"] == "running" and j["progress"] is not None)
+    running = wait_for(client, job["id"], lambda j: j["state"] == "running" and (j["progress"] or {}).get("iteration"))
+    assert running["progress"]["phase"] == "fitting" and running["progress"]["max_iter"] >= 1
     progress = running["progress"]
     assert progress["iteration"] >= 1
     assert np.isfinite(progress["loss"]) and progress["loss"] > 0

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import Settings
@@ -54,7 +55,6 @@ def store_entries(store: Path) -> list[str]:
 LIMITS = {
     "max_body_bytes": 50 * 1024 * 1024,
     "max_predict_rows": 100_000,
-    "max_train_cells": 20_000_000,
     "max_iter_limit": 100_000,
     "train_timeout_seconds": 600.0,
     "max_concurrent_trainings": 2,
@@ -117,18 +117,28 @@ def test_rows_per_prediction(make_client, api_error):
         api_error(client.post(route, json={"model": "toy", "records": records, **extra}), 413, "limit_exceeded")
 
 
-# -- rows x features per training set -------------------------------------------------------------------
-def test_training_cells(make_client, api_error):
-    client = make_client(max_train_cells=16)  # TOY is 8 x 2 = 16
+def test_the_training_size_limit_defaults_to_a_quarter_of_the_memory(monkeypatch):
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert Settings().max_train_bytes == memory // 4
+    assert "bytes" in (Settings.model_fields["max_train_bytes"].description or "")
+    monkeypatch.setenv("LOGREG_MAX_TRAIN_BYTES", "2048")
+    assert Settings().max_train_bytes == 2048
+    with pytest.raises(ValidationError):
+        Settings(max_train_bytes=0)
+
+
+# -- bytes of the training matrix -----------------------------------------------------------------------
+def test_training_bytes(make_client, api_error):
+    client = make_client(max_train_bytes=128)  # TOY is 8 x 2 float64 = 128 bytes
     assert client.post("/train", json=TOY).status_code == 201
-    bigger = {**TOY, "features": [[*r, 1.0] for r in TOY["features"]]}  # 8 x 3 = 24
-    err = api_error(client.post("/train", json=bigger), 413, "limit_exceeded", "8 x 3 = 24")
-    assert err["details"] == {"rows": 8, "features": 3, "limit": 16}
+    bigger = {**TOY, "features": [[*r, 1.0] for r in TOY["features"]]}  # 8 x 3 x 8 = 192 bytes
+    err = api_error(client.post("/train", json=bigger), 413, "limit_exceeded", "8 x 3 values = 192 bytes")
+    assert err["details"] == {"rows": 8, "features": 3, "bytes": 192, "limit": 128}
     # refused before any job is made, in the background too
     api_error(client.post("/train?background=true", json=bigger), 413, "limit_exceeded")
     csv = client.post("/train", files={"file": ("d.csv", b"a,b,c,y\n" + b"1,2,3,0\n3,2,1,1\n" * 3)},
                       data={"model": "csv", "target": "y"})
-    api_error(csv, 413, "limit_exceeded", "6 x 3 = 18")
+    api_error(csv, 413, "limit_exceeded", "6 x 3 values = 144 bytes")
     assert [m["name"] for m in client.get("/models").json()["models"]] == ["toy"]
     assert not (client.app.state.services.registry.root / ".jobs").exists()  # type: ignore[attr-defined]
 

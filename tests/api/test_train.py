@@ -336,14 +336,15 @@ def test_record_training_errors_name_the_problem(make_client, api_error, records
     api_error(resp, 422, "invalid_input", fragment)
 
 
-def test_training_set_over_max_train_cells_is_413(make_client, api_error, breast_cancer_csv):
-    client = make_client(max_train_cells=15)
-    err = api_error(client.post("/train", json=body()), 413, "limit_exceeded", "8 x 2 = 16")
-    assert err["details"] == {"rows": 8, "features": 2, "limit": 15}
+def test_training_set_over_max_train_bytes_is_413(make_client, api_error, breast_cancer_csv):
+    client = make_client(max_train_bytes=120)
+    err = api_error(client.post("/train", json=body()), 413, "limit_exceeded", "8 x 2 values = 128 bytes")
+    assert err["details"] == {"rows": 8, "features": 2, "bytes": 128, "limit": 120}
+    assert "LOGREG_MAX_TRAIN_BYTES" in err["message"]
     csv_resp = client.post(
         "/train", files={"file": ("bc.csv", breast_cancer_csv)}, data={"model": "s", "target": "diagnosis"}
     )
-    api_error(csv_resp, 413, "limit_exceeded", "569 x 30")
+    api_error(csv_resp, 413, "limit_exceeded", "569 x 30 values")
     assert client.post("/train", json=body(features=TOY["features"][:7], labels=TOY["labels"][:7])).status_code == 201
     assert client.get("/models").json()["models"][0]["versions"] == [1]
 

@@ -1,4 +1,5 @@
-"""ASGI middleware that refuses bodies over the configured size before reading them whole."""
+"""ASGI middleware that refuses bodies over the configured size before reading them whole: multipart training
+uploads (spooled to disk by the route) have their own, larger limit."""
 
 from __future__ import annotations
 
@@ -9,23 +10,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class BodySizeLimit:
     """413 when ``Content-Length`` says the body is too large, or once a streamed body passes the limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes if max_upload_bytes is not None else max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, setting = self.max_bytes, "LOGREG_MAX_BODY_BYTES"
+        length = None
         for key, value in scope.get("headers", ()):
             if key == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await self._refuse(send, int(value))
-                    return
+                length = value
+            elif key == b"content-type" and value[:19].lower() == b"multipart/form-data":
+                limit, setting = self.max_upload_bytes, "LOGREG_MAX_UPLOAD_BYTES"
+        if length is not None:
+            try:
+                too_big = int(length) > limit
+            except ValueError:
+                too_big = False
+            if too_big:
+                await _refuse(send, int(length), limit, setting)
+                return
         received = 0
         started = False
 
@@ -34,7 +42,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLargeError(received)
             return message
 
@@ -48,27 +56,29 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLargeError as exc:
             if not started:
-                await self._refuse(send, exc.size)
+                await _refuse(send, exc.size, limit, setting)
 
-    async def _refuse(self, send: Send, size: int) -> None:
-        body = orjson.dumps(
-            {
-                "error": {
-                    "type": "limit_exceeded",
-                    "message": f"request body of {size} bytes is over the limit of {self.max_bytes} bytes",
-                    "details": {"limit": self.max_bytes},
-                }
+
+async def _refuse(send: Send, size: int, limit: int, setting: str) -> None:
+    """The 413, naming the setting to raise."""
+    body = orjson.dumps(
+        {
+            "error": {
+                "type": "limit_exceeded",
+                "message": f"request body of {size} bytes is over the limit of {limit} bytes ({setting})",
+                "details": {"limit": limit},
             }
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class _TooLargeError(Exception):

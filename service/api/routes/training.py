@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -11,11 +14,19 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ...data.csv_text import read_labelled_csv
-from ...data.matrix import input_matrix, labels_array
+from ...config import Settings
+from ...data.matrix import check_matrix_size, input_matrix, labels_array
+from ...data.sources import open_files
+from ...data.tables import Limits, labelled, read_csv_stream, stream_opener
 from ...domain import TrainParams
 from ...errors import InvalidInputError
-from ...services.training import JobControl, check_training_limits, train_and_store
+from ...services.training import (
+    JobControl,
+    TrainingProgress,
+    check_iteration_budget,
+    read_training_table,
+    train_and_store,
+)
 from ..deps import RegistryDep, SettingsDep, TrainerDep, log_fields
 from ..errors import ERROR_RESPONSES
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
@@ -48,10 +59,14 @@ _MULTIPART_SCHEMA = {
                429: {"description": "Too many trainings running; retry after `Retry-After` seconds."}},
     description=(
         "Fits a logistic-regression model and stores it as the next version of `model`. Send JSON with "
-        "`features` (rows) or `records` (objects by feature name) and `labels`, or `multipart/form-data` "
-        "with a CSV `file`, its `target` column and `model` (`curl -F file=@data.csv -F target=y -F "
-        "model=m`). A stratified `validation_fraction` is held out for validation metrics. Convergence "
-        "warnings are returned in `warnings`. Training runs in a worker thread: predictions keep flowing."
+        "`features` (rows) or `records` (objects by feature name) and `labels`; or JSON with `data`: the `uri` of "
+        "a CSV or Parquet table (a path under LOGREG_DATA_ROOTS, or `s3://bucket/key`, a glob or a prefix of part "
+        "files), its `target` column and optionally `format` and `features`; or `multipart/form-data` with a CSV "
+        "`file`, its `target` column and `model` (`curl -F file=@data.csv -F target=y -F model=m`; the upload is "
+        "spooled to disk, up to LOGREG_MAX_UPLOAD_BYTES). A stratified `validation_fraction` is held out for "
+        "validation metrics. Convergence warnings are returned in `warnings`. Training runs in a worker thread: "
+        "predictions keep flowing; large sets and every `data` source that is large run as background jobs, "
+        "whose progress (`phase`, rows and bytes read, iteration, loss, time left) `GET /jobs/{id}` shows."
     ),
     response_model=TrainResponse,
     openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA),
@@ -64,7 +79,7 @@ async def train(
     background: Annotated[
         bool | None,
         Query(description="Run as a background job (202 + `Location: /jobs/{id}`). Default: only for training "
-              "sets over LOGREG_BACKGROUND_TRAIN_CELLS values."),
+              "sets over LOGREG_BACKGROUND_TRAIN_CELLS values (for a `data` URI: its size in bytes / 8)."),
     ] = None,
     idempotency_key: Annotated[
         str | None,
@@ -74,47 +89,91 @@ async def train(
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        job = await _from_csv_form(request)
+        spec = await _from_csv_form(request, settings)
     else:
-        obj = await read_json_object(request)
-        envelope, bulk = validate_envelope(TrainRequest, obj)
-        job = await run_in_threadpool(_from_json, envelope, bulk)
-    name, X, y = job.pop("name"), job.pop("X"), job.pop("y")
+        envelope, bulk = validate_envelope(TrainRequest, await read_json_object(request))
+        if envelope.data is not None:
+            spec = await run_in_threadpool(_from_uri, envelope, bulk, settings)
+        else:
+            spec = await run_in_threadpool(_from_json, envelope, bulk)
     fields = log_fields(request.scope)
-    fields["model"], fields["rows"] = name, int(X.shape[0])
-    trainer.monitoring.rows_observed("/train", X.shape[0])
-    check_training_limits(X, job["params"], settings.max_train_cells, settings.max_iter_limit)
+    fields["model"] = spec.name
+    if spec.X is not None:  # already read: refused now if too large, before any job is made
+        fields["rows"] = int(spec.X.shape[0])
+        trainer.monitoring.rows_observed("/train", spec.X.shape[0])
+        check_matrix_size(*spec.X.shape, settings.max_train_bytes)
+    check_iteration_budget(spec.options["params"], settings.max_iter_limit)
 
     def work(control: JobControl) -> dict[str, Any]:
-        return train_and_store(registry, name, X, y, callback=control, **job)
+        X, y, names = spec.load(control)
+        if spec.X is None:
+            trainer.monitoring.rows_observed("/train", X.shape[0])
+        return train_and_store(registry, spec.name, X, y, feature_names=names, progress=control, **spec.options)
 
-    in_background = background if background is not None else X.size > settings.background_train_cells
+    in_background = background if background is not None else spec.cells > settings.background_train_cells
     if in_background:
-        record, created = await run_in_threadpool(trainer.jobs.create, name, idempotency_key)
+        record, created = await run_in_threadpool(trainer.jobs.create, spec.name, idempotency_key)
         if created:
-            trainer.start_job(record.id, name, work)
+            trainer.start_job(record.id, spec.name, work)
         return json_response(record.model_dump(mode="json"), status_code=202,
                              headers={"Location": f"/jobs/{record.id}"})
-    report = await run_in_threadpool(trainer.run_now, name, work)
+    report = await run_in_threadpool(trainer.run_now, spec.name, work)
     fields["version"] = report["version"]
     return json_response(report, status_code=201)
 
 
-def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> dict[str, Any]:
-    """The training job from a validated JSON body: numbers to numpy, off the event loop."""
-    names = envelope.feature_names or _record_names(bulk.get("records"))
-    X = input_matrix(bulk.get("features"), bulk.get("records"), names)
+@dataclass
+class _Training:
+    """What to train: the model's name, the engine and report options, and how to get the data (already read,
+    or read inside the training, where its progress is seen)."""
+
+    name: str
+    options: dict[str, Any]
+    load: Callable[[TrainingProgress], tuple[Any, Any, list[str]]]
+    cells: int  # the size that decides on a background job
+    X: Any = field(default=None)
+
+
+def _options(envelope: TrainRequest, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {
-        "name": envelope.model,
-        "X": X,
-        "y": labels_array(bulk.get("labels"), X.shape[0]),
-        "feature_names": names,
-        "params": envelope.params.model_dump(),
+        "params": envelope.params.model_dump() if params is None else params,
         "validation_fraction": envelope.validation_fraction,
         "calibration": envelope.calibration,
         "description": envelope.description,
         "tags": envelope.tags,
+        **extra,
     }
+
+
+def _in_memory(name: str, options: dict[str, Any], X: Any, y: Any, names: list[str]) -> _Training:
+    return _Training(name, options, lambda _: (X, y, names), int(X.size), X)
+
+
+def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> _Training:
+    """The training from a validated JSON body of rows: numbers to numpy, off the event loop."""
+    if "labels" not in bulk:
+        raise InvalidInputError("`labels` is required: one label per row", {"field": "labels"})
+    names = envelope.feature_names or _record_names(bulk.get("records"))
+    X = input_matrix(bulk.get("features"), bulk.get("records"), names)
+    y = labels_array(bulk.get("labels"), X.shape[0])
+    return _in_memory(envelope.model, _options(envelope), X, y, names or [f"x{i}" for i in range(X.shape[1])])
+
+
+def _from_uri(envelope: TrainRequest, bulk: dict[str, Any], settings: Settings) -> _Training:
+    """The training from a `data` URI: the source is resolved (and its access checked) now, read in the job."""
+    data = envelope.data
+    assert data is not None
+    if bulk or envelope.feature_names is not None:
+        raise InvalidInputError("give `data` or rows (`features`/`records` with `labels`), not both",
+                                {"field": "data"})
+    files = open_files(data.uri, data.format, roots=settings.data_root_paths(),
+                       s3_endpoint_url=settings.s3_endpoint_url)
+
+    def load(progress: TrainingProgress) -> tuple[Any, Any, list[str]]:
+        return read_training_table(files, data.target, data.features, settings.max_train_bytes, progress)
+
+    tags = {"source": data.uri, **envelope.tags}
+    return _Training(envelope.model, _options(envelope, tags=tags), load, files.total_bytes // 8)
 
 
 def _record_names(records: Any) -> list[str] | None:
@@ -124,7 +183,9 @@ def _record_names(records: Any) -> list[str] | None:
     return None
 
 
-async def _from_csv_form(request: Request) -> dict[str, Any]:
+async def _from_csv_form(request: Request, settings: Settings) -> _Training:
+    """The training from a multipart upload: the CSV is read from the spooled file (never whole in memory),
+    now, since the upload is gone once the request ends."""
     form = await request.form()
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -140,11 +201,10 @@ async def _from_csv_form(request: Request) -> dict[str, Any]:
         envelope = TrainRequest.model_validate(
             {
                 "model": name,
-                "features": [],
-                "labels": [],
                 "validation_fraction": float(form.get("validation_fraction") or 0.2),
                 "calibration": form.get("calibration") or "none",
                 "description": form.get("description") or None,
+                "tags": {"source": Path(upload.filename or "upload.csv").name},
             }
         )
     except orjson.JSONDecodeError as exc:
@@ -153,15 +213,8 @@ async def _from_csv_form(request: Request) -> dict[str, Any]:
         if isinstance(exc, ValidationError):
             raise
         raise InvalidInputError(f"`validation_fraction` must be a number: {exc}") from None
-    X, y, names = await run_in_threadpool(read_labelled_csv, await upload.read(), target)
-    return {
-        "name": envelope.model,
-        "X": X,
-        "y": y,
-        "feature_names": names,
-        "params": params.model_dump(),
-        "validation_fraction": envelope.validation_fraction,
-        "calibration": envelope.calibration,
-        "description": envelope.description,
-        "tags": {"source": upload.filename or "upload.csv"},
-    }
+    limits = Limits(max_bytes=settings.max_train_bytes)
+    table = await run_in_threadpool(read_csv_stream, stream_opener(upload.file), upload.size or 0,
+                                    target=target, limits=limits)
+    X, y, names = labelled(table)
+    return _in_memory(envelope.model, _options(envelope, params.model_dump()), X, y, names)

@@ -1,10 +1,10 @@
-"""service.data.csv_text: the one CSV reader, for training, scoring bodies and the CLI."""
+"""service.data.tables: the one CSV reader, for training, scoring bodies and the CLI."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.data.csv_text import read_feature_csv, read_labelled_csv
+from service.data.tables import read_feature_csv, read_labelled_csv
 from service.errors import InvalidInputError, LimitExceededError
 
 
@@ -19,7 +19,7 @@ def test_string_labels_stay_strings() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("a,b\n1,2\n", "target column 'y' is not in the CSV header"),
+    ("a,b\n1,2\n", "target column 'y' is not in the CSV"),
     ("a,a,y\n1,2,0\n", r"repeats column\(s\) 'a'"),
     ("a,y\nx,0\n", "line 2, column 'a': 'x' is not a number"),
     ("a,y\ninf,0\n", "is not finite"),
