@@ -21,7 +21,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/logreg serve --host $(HOST) --port $(PORT) --store $(STORE) --demo
+	LOGREG_DATA_ROOTS="$${LOGREG_DATA_ROOTS:-$(CURDIR)/examples}" \
+		$(BIN)/logreg serve --host $(HOST) --port $(PORT) --store $(STORE) --demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -21,7 +21,9 @@ README = (ROOT / "README.md").read_text()
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("readme")
-    server = start_server(root / "model_store", root / "server.log", "--demo")
+    # As `make run` starts it: the demo model, and examples/ readable as training data.
+    server = start_server(root / "model_store", root / "server.log", "--demo",
+                          env={"LOGREG_DATA_ROOTS": str(ROOT / "examples")})
     try:
         yield server
     finally:
@@ -44,6 +46,6 @@ def test_curl_examples_run_against_the_demo_model(demo_server: Server, tmp_path:
 
 
 def test_configuration_table_lists_every_setting() -> None:
-    documented = set(re.findall(r"^\| `(LOGREG_[A-Z_]+)` \|", README, flags=re.M))
+    documented = set(re.findall(r"^\| `(LOGREG_[A-Z0-9_]+)` \|", README, flags=re.M))
     fields = {f"LOGREG_{name.upper()}" for name in Settings.model_fields}
     assert documented == fields
