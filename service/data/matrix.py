@@ -59,22 +59,30 @@ def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "fea
     return X
 
 
+#: Cells up to which a batch is looked at whole for booleans.
+_SMALL = 256
+
+
 def _refuse_booleans(rows: list[Any], X: NDArray[Any], field: str) -> None:
     """numpy reads ``true`` among numbers as 1 and ``false`` as 0; refuse them as rows of booleans are.
 
-    Only the cells that hold exactly 0 or 1 can be booleans, so only those are looked at.
+    Only the cells that hold exactly 0 or 1 can be booleans, so only those are looked at; a small batch is
+    looked at whole, which costs less than finding them.
     """
-    candidates = (X == 0) | (X == 1)
-    if not candidates.any():
-        return
-    for i in np.flatnonzero(candidates.any(axis=1)).tolist():
-        row = rows[i]
-        for j in np.flatnonzero(candidates[i]).tolist():
-            if isinstance(row[j], bool):
-                raise InvalidInputError(
-                    f"`{field}` row {i}, column {j} is {row[j]!r}: every value must be a number "
-                    "(booleans are not numbers here)", {"field": field, "row": i, "column": j},
-                )
+    if X.size <= _SMALL:
+        if any(v.__class__ is bool for row in rows for v in row):
+            candidates = np.ones(X.shape, dtype=bool)
+        else:
+            return
+    else:
+        candidates = X == 0
+        candidates |= X == 1
+    for i, j in zip(*(a.tolist() for a in np.nonzero(candidates)), strict=True):
+        if rows[i][j].__class__ is bool:
+            raise InvalidInputError(
+                f"`{field}` row {i}, column {j} is {rows[i][j]!r}: every value must be a number "
+                "(booleans are not numbers here)", {"field": field, "row": i, "column": j},
+            )
 
 
 def _describe_bad_rows(rows: list[Any], field: str) -> str | None:

@@ -81,6 +81,7 @@ def _local_files(path: str, fmt: Format, roots: Sequence[Path] | None) -> Files:
     if any(c in path for c in _GLOB_CHARS):
         candidates = sorted(glob.glob(path, recursive=True))
         if not candidates:
+            _check_pattern_under_roots(path, roots)  # else "no match" tells what exists outside the roots
             raise InvalidInputError(f"no file matches {path!r}", {"field": "uri"})
     else:
         candidates = [path]
@@ -116,6 +117,16 @@ def _check_under_roots(given: str, real: Path, roots: Sequence[Path] | None) -> 
             f"{given!r} is outside the directories this service may read (LOGREG_DATA_ROOTS: "
             f"{preview([str(r) for r in roots])})", {"setting": "LOGREG_DATA_ROOTS"},
         )
+
+
+def _check_pattern_under_roots(pattern: str, roots: Sequence[Path] | None) -> None:
+    """Refuse a glob that could reach outside ``roots``: its fixed leading directory (resolved) must lie under
+    one, and no ``..`` may follow a wildcard."""
+    parts = Path(pattern).parts
+    first = next((i for i, part in enumerate(parts) if any(c in part for c in _GLOB_CHARS)), len(parts))
+    if roots is not None and ".." in parts[first:]:
+        _check_under_roots(pattern, Path("/"), roots)  # "/" lies under no root but "/" itself: refused
+    _check_under_roots(pattern, Path(*parts[:first]).resolve(), roots)
 
 
 def _s3_files(uri: str, fmt: Format, endpoint_url: str | None) -> Files:

@@ -306,9 +306,17 @@ def _csv_errors(
 
 
 def _not_a_number(text: str) -> bool:
+    """Whether pyarrow refuses ``text`` as a float. Python's ``float()`` takes more (``1_000``, digits of other
+    scripts), so such text is asked of pyarrow itself; plain ASCII that Python reads, pyarrow reads too."""
     try:
         float(text)
     except ValueError:
+        return True
+    if text.isascii() and "_" not in text:
+        return False
+    try:
+        pc.cast(pa.array([text], pa.string()), pa.float64())
+    except pa.ArrowInvalid:
         return True
     return False
 
@@ -385,7 +393,9 @@ def _read_parquet(
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
             raise InvalidInputError(f"column {name!r} of {where} holds {kind}, not numbers", {"column": name})
     total = dataset.count_rows()
-    sink = _Sink(names, list(schema.names), target is not None, limits)
+    # The sink keeps the label chunks as they come; they are made an array by _parquet_labels, which knows
+    # Parquet's types (the CSV path's _labels takes strings only).
+    sink = _Sink(names, list(schema.names), False, limits)
     sink.reserve(total)
     columns = [*names, *([target] if target is not None else [])]
     for batch in dataset.to_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS):
@@ -409,9 +419,9 @@ def _read_parquet(
         sink.append(values, labels)
         if progress is not None:
             progress(sink.rows, int(files.total_bytes * sink.rows / max(1, total)))
-    if target is None:
-        return sink.table()
     table = sink.table()
+    if target is None:
+        return table
     return Table(table.X, _parquet_labels(sink.labels, target, where), table.feature_names)
 
 

@@ -52,3 +52,48 @@ def test_the_cli_refuses_a_version_whose_metadata_does_not_fit(store: Path, caps
     assert cli.main(["predict", str(EXAMPLE), "--model", "bc", "--store", str(store)]) == 2
     err = capsys.readouterr().err
     assert "metadata of model 'bc' version 1" in err and "feature_names" in err
+
+
+def _train_on_a_terminal(store: Path, *extra: str) -> str:
+    """Run ``logreg train`` with stderr on a pseudo-terminal (as a person runs it) and return what it showed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "service", "train", str(EXAMPLE), "--target", "diagnosis", "--model", "tty",
+             "--store", str(store), *extra],
+            stderr=follower, stdout=subprocess.PIPE, timeout=120, check=True,
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all is read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    assert json.loads(proc.stdout)["model"] == "tty"
+    return shown.decode()
+
+
+def test_train_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
+    shown = _train_on_a_terminal(tmp_path / "store")
+    for phase in ("reading", "fitting", "evaluating", "storing"):
+        assert phase in shown, shown
+    assert "569 rows" in shown and "100%" in shown
+    assert "iteration" in shown and "loss" in shown
+
+
+def test_train_is_quiet_when_asked(tmp_path: Path) -> None:
+    assert _train_on_a_terminal(tmp_path / "store", "--quiet") == ""

@@ -102,3 +102,12 @@ def test_labels_of_one_type(labels: list[object], dtype: type) -> None:
 def test_mixed_or_unusable_labels_are_refused(labels: list[object]) -> None:
     with pytest.raises(InvalidInputError):
         labels_array(labels, 2)
+
+
+def test_a_boolean_deep_in_a_large_batch_is_found() -> None:
+    rows: list[list[object]] = [[float(i % 2), 1.0, 0.0] for i in range(200)]  # 600 cells, many 0s and 1s
+    rows[150][2] = False
+    with pytest.raises(InvalidInputError, match="row 150, column 2 is False"):
+        rows_to_matrix(rows)
+    rows[150][2] = 0.0
+    assert rows_to_matrix(rows).shape == (200, 3)
