@@ -32,10 +32,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_model, service_revision  # noqa: E402
+from _common import ROOT, cpu_model, service_revision
 
 FEATURES = 50
 
