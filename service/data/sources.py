@@ -124,9 +124,9 @@ def _check_pattern_under_roots(pattern: str, roots: Sequence[Path] | None) -> No
     one, and no ``..`` may follow a wildcard."""
     parts = Path(pattern).parts
     first = next((i for i, part in enumerate(parts) if any(c in part for c in _GLOB_CHARS)), len(parts))
-    if roots is not None and ".." in parts[first:]:
-        _check_under_roots(pattern, Path("/"), roots)  # "/" lies under no root but "/" itself: refused
-    _check_under_roots(pattern, Path(*parts[:first]).resolve(), roots)
+    fixed = Path(*parts[:first]).resolve()
+    # after a wildcard, ".." may climb out of any directory: judge the pattern from the file system's root then
+    _check_under_roots(pattern, Path(fixed.anchor) if ".." in parts[first:] else fixed, roots)
 
 
 def _s3_files(uri: str, fmt: Format, endpoint_url: str | None) -> Files:

@@ -129,6 +129,7 @@ class _Sink:
         self.with_labels = with_labels
         self.limits = limits
         self.X = np.empty((0, len(names)))
+        self._buffer = np.empty((len(names), 0))
         self.rows = 0
         self.labels: list[pa.Array] = []
 
@@ -151,9 +152,14 @@ class _Sink:
         check_row_limit(self.rows + k, self.limits.max_rows, "csv")
         check_matrix_size(self.rows + k, len(self.names), self.limits.max_bytes, self.limits.bytes_setting)
         self.reserve(self.rows + k)
-        block = self.X[self.rows : self.rows + k]
+        # Columns are laid out in a (features, rows) buffer, then written to the rows in one transposed copy:
+        # writing each column straight into the row-major matrix strides through memory and is 3x slower.
+        if self._buffer.shape[1] < k:
+            self._buffer = np.empty((len(self.names), k))
+        buffer = self._buffer[:, :k]
         for j, column in enumerate(values):
-            block[:, j] = column
+            buffer[j] = column
+        self.X[self.rows : self.rows + k] = buffer.T
         if labels is not None:
             self.labels.append(labels)
         self.rows += k
@@ -372,7 +378,10 @@ def _labels(chunks: list[pa.Array]) -> NDArray[Any]:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return np.asarray(text.to_numpy(zero_copy_only=False).astype(str))
     if np.isfinite(as_float).all() and (as_float == np.round(as_float)).all() and (np.abs(as_float) < 2**63).all():
-        return as_float.astype(np.int64)
+        try:  # exact: through float64, 9007199254740993 would become ...992, another class
+            return np.asarray(pc.cast(text, pa.int64()).to_numpy(), dtype=np.int64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # "1.0", "1e3"
+            return as_float.astype(np.int64)
     return np.asarray(text.to_numpy(zero_copy_only=False).astype(str))
 
 

@@ -76,6 +76,24 @@ def check_iteration_budget(params: dict[str, Any], max_iter_limit: int | None) -
         )
 
 
+def split_rows_in_place(
+    X: NDArray[np.float64], train_idx: NDArray[np.intp], val_idx: NDArray[np.intp], block: int = 16_384
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``X[train_idx]`` and ``X[val_idx]`` (both sorted) as two views of ``X``, its rows moved in place: the
+    only copy is of the validation rows. Training rows only move towards the front, a block at a time, so
+    no block overwrites rows a later one still has to read."""
+    if val_idx.size == 0:
+        return X, X[:0]
+    held = X[val_idx]
+    first = int(val_idx[0])  # the rows before it stay where they are
+    for start in range(first, train_idx.size, block):
+        source = train_idx[start : start + block]
+        X[start : start + source.size] = X[source]
+    n = train_idx.size
+    X[n:] = held
+    return X[:n], X[n:]
+
+
 def read_training_table(
     files: Files, target: str, features: Sequence[str] | None, max_bytes: int | None, progress: TrainingProgress
 ) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
@@ -104,7 +122,11 @@ def train_and_store(
 ) -> dict[str, Any]:
     """Fit a model on ``X, y``, evaluate it on a held-out split, store it as a new version, and return
     the training report (also kept in the version's metadata). ``progress`` hears of each phase and each
-    iteration, and may stop the fit by raising."""
+    iteration, and may stop the fit by raising.
+
+    ``X`` is split in place (its rows reordered, training rows first), so training costs no copy of the
+    matrix: the caller hands it over and does not use it afterwards.
+    """
     start = time.perf_counter()
     progress = progress or TrainingProgress()
     params = dict(params or {})
@@ -141,9 +163,8 @@ def train_and_store(
         train_idx, val_idx = np.arange(n), np.arange(0)
     if np.unique(y_enc[train_idx]).size < 2:
         raise InvalidInputError("the training split holds a single class; send more rows of each class")
-    # One copy of each split, made once: the peak is X plus X again, whatever the phase.
-    X_train, y_train = (X[train_idx], y[train_idx]) if val_idx.size else (X, y)
-    X_val, y_val = X[val_idx], y[val_idx]
+    X_train, X_val = split_rows_in_place(X, train_idx, val_idx)
+    y_train, y_val = y[train_idx], y[val_idx]
     model = LogisticRegression(**engine_params(params, classes))
     progress.phase("fitting", max_iter=params.get("max_iter") or DEFAULT_MAX_ITER[params.get("solver", "lbfgs")])
     try:
