@@ -422,6 +422,69 @@ def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Clie
     assert watch.errors == []
 
 
+def test_training_as_background_job(server: Server, browser: Browser, api: httpx.Client) -> None:
+    """A background training from the panel: its phase and a moving progress bar, then the new version."""
+    watch = ConsoleWatch()
+    context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
+    try:
+        page = context.new_page()
+        watch.attach(page)
+        page.goto(f"{server.url}/")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Use key").click()
+        expect(page.locator("#key-state")).to_have_attribute("data-has-key", "true")
+
+        # Plain SGD at a tiny learning rate keeps improving for thousands of epochs: a few seconds of fitting.
+        page.get_by_label("CSV file").set_input_files(EXAMPLE_CSV)
+        expect(page.get_by_label("Target column")).to_have_value("diagnosis")
+        page.get_by_label("Model name").fill("bc-background")
+        rate = page.get_by_label("Learning rate")
+        expect(rate).to_be_hidden()  # lbfgs, the default, has none
+        page.get_by_label("Solver").select_option("sgd")
+        rate.fill("1e-5")
+        page.get_by_label("Max iterations").fill("6000")
+        page.get_by_label("Run as a background job").check()
+        assert_every_control_labelled(page)
+        before = selections(page)
+        with page.expect_response(lambda r: r.request.method == "POST" and httpx.URL(r.url).path == "/train") as sent:
+            page.get_by_test_id("train-submit").click()
+        assert sent.value.status == 202 and httpx.URL(sent.value.url).params.get("background") == "true"
+        job_id = sent.value.json()["id"]
+
+        # While it fits: the phase, "iteration i of at most 6,000" with the loss, and a bar that moves.
+        progress = page.get_by_test_id("train-progress")
+        expect(progress).to_have_attribute("data-phase", "fitting")
+        bar = page.get_by_role("progressbar", name=re.compile(r"^fitting iteration [\d,]+ of at most 6,000, loss "))
+        expect(bar).to_be_visible()
+        expect(page.get_by_test_id("train-message")).to_have_text("Training bc-background in the background: fitting…")
+        assert bar.evaluate("(b) => b.max") == 6000
+        first = bar.evaluate("(b) => b.value")
+        page.wait_for_function("(v) => document.getElementById('train-progress-bar').value > v", arg=first,
+                               timeout=10_000)
+        expect(progress).to_contain_text(re.compile(r"about \d+ s left"))
+        page.get_by_test_id("train").screenshot(path=ARTIFACTS / "train-background.png")
+
+        # Done: the bar goes, the report shows and the new version is selected.
+        wait_for_selection(page, before, "bc-background@1")
+        expect(progress).to_be_hidden()
+        expect(page.get_by_test_id("train-message")).to_contain_text("Trained bc-background version 1")
+        expect(page.get_by_test_id("version-bc-background-1")).to_have_attribute("aria-pressed", "true")
+        job = api.get(f"/jobs/{job_id}").raise_for_status().json()
+        assert job["state"] == "succeeded" and job["result"]["version"] == 1
+        trained = api.get("/models/bc-background/versions/1").raise_for_status().json()
+        assert trained["params"]["solver"] == "sgd" and trained["params"]["learning_rate"] == 1e-5
+        assert trained["params"]["max_iter"] == 6000
+    except Exception:
+        for open_page in context.pages:
+            with contextlib.suppress(Error):
+                open_page.screenshot(path=ARTIFACTS / "failure-background.png", full_page=True)
+        raise
+    finally:
+        context.close()
+    assert watch.errors == []
+
+
 def test_dashboard_with_protected_reads(protected_server: Server, browser: Browser) -> None:
     """With LOGREG_PROTECT_READS the page says a key is needed, then shows the models once one is pasted."""
     watch = ConsoleWatch()

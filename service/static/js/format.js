@@ -15,6 +15,22 @@ export const fmt = {
     return r3 === t ? t.toFixed(3) : t.toFixed(4);
   },
   int: (v) => (Number.isFinite(v) ? v.toLocaleString("en-US") : "–"),
+  bytes: (v) => {
+    if (!Number.isFinite(v)) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let i = 0;
+    while (Math.abs(v) >= 1000 && i < units.length - 1) {
+      v /= 1000;
+      i += 1;
+    }
+    return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+  },
+  /** Seconds, rounded: "3 s", "2 min", "1.5 h". */
+  duration: (s) => {
+    if (s < 90) return `${Math.max(1, Math.round(s))} s`;
+    if (s < 5400) return `${Math.round(s / 60)} min`;
+    return `${Number((s / 3600).toFixed(1))} h`;
+  },
 };
 
 /** The string the server uses as a coefficient key for a label (Python's str()). */

@@ -4,10 +4,13 @@
 import { api, describeError, enc } from "./api.js";
 import { $, el, guarded, setMessage } from "./dom.js";
 import { fmt } from "./format.js";
+import { hideJobProgress, isFinished, renderJobProgress } from "./job-progress.js";
 import { loadModels, selectVersion } from "./models.js";
 import { requestPattern } from "./schema.js";
 
 const TARGET_GUESSES = ["target", "label", "labels", "y", "class", "diagnosis", "outcome"];
+const MINIBATCH_SOLVERS = ["sgd", "momentum", "nesterov", "adam"]; // the solvers with a learning rate
+const POLL_MS = 500; // how often a background job is looked at (the server writes progress every 0.5 s)
 
 let nameRule = null; // RegExp of a valid model name (anchored), once read from /openapi.json
 
@@ -103,6 +106,8 @@ function trainParams() {
   const c = $("train-c").value.trim();
   if (c !== "") params.C = Number(c);
   if (params.penalty === "elasticnet") params.l1_ratio = Number($("train-l1-ratio").value || 0.5);
+  const rate = $("train-learning-rate").value.trim();
+  if (MINIBATCH_SOLVERS.includes(params.solver) && rate !== "") params.learning_rate = Number(rate);
   const maxIter = $("train-max-iter").value.trim();
   if (maxIter !== "") params.max_iter = Number(maxIter);
   return params;
@@ -135,11 +140,12 @@ async function submitTraining(event) {
   form.append("params", JSON.stringify(trainParams()));
   const fraction = $("train-validation").value.trim();
   if (fraction !== "") form.append("validation_fraction", fraction);
+  const path = $("train-background").checked ? "/train?background=true" : "/train";
   const button = $("train-submit");
   button.disabled = true;
   setMessage(message, `Training ${model} on ${file.name}…`, "busy");
   try {
-    const response = await api("POST", "/train", { form });
+    const response = await api("POST", path, { form });
     let report = response.data;
     if (response.status === 202) report = await followJob(report, message);
     if (!report) return;
@@ -159,31 +165,41 @@ async function submitTraining(event) {
   }
 }
 
+/** Poll a background job until it ends, showing its phase and progress; its report, or null when it failed. */
 async function followJob(job, message) {
-  const id = job.id;
-  for (;;) {
-    if (job.state === "succeeded") return job.result;
-    if (job.state === "failed" || job.state === "cancelled") {
-      setMessage(message, `Training ${job.state}: ${(job.error && job.error.message) || "no reason given"}`, "error");
-      return null;
+  const bar = $("train-progress");
+  try {
+    while (!isFinished(job)) {
+      renderJobProgress(bar, job);
+      // The live region speaks once per phase; the bar's label carries the numbers.
+      const text = `Training ${job.model} in the background: ${bar.dataset.phase}…`;
+      if (message.textContent !== text) setMessage(message, text, "busy");
+      await new Promise((resolve) => { setTimeout(resolve, POLL_MS); });
+      ({ data: job } = await api("GET", `/jobs/${enc(job.id)}`));
     }
-    const progress = job.progress && typeof job.progress === "object"
-      ? ` (iteration ${job.progress.iteration ?? "?"}, loss ${fmt.sig(job.progress.loss)})` : "";
-    setMessage(message, `Training in the background: ${job.state}${progress}…`, "busy");
-    await new Promise((resolve) => { setTimeout(resolve, 1000); });
-    ({ data: job } = await api("GET", `/jobs/${enc(id)}`));
+  } finally {
+    hideJobProgress(bar);
   }
+  if (job.state === "succeeded") return job.result;
+  setMessage(message, `Training ${job.state}: ${(job.error && job.error.message) || "no reason given"}`, "error");
+  return null;
 }
 
 function onPenaltyChange() {
   $("train-l1-ratio-field").hidden = $("train-penalty").value !== "elasticnet";
 }
 
+function onSolverChange() {
+  $("train-learning-rate-field").hidden = !MINIBATCH_SOLVERS.includes($("train-solver").value);
+}
+
 export function initTrain() {
   $("train-file").addEventListener("change", guarded(onTrainFile, $("train-message")));
   $("train-model").addEventListener("input", () => { $("train-model").dataset.auto = "false"; });
   $("train-penalty").addEventListener("change", onPenaltyChange);
+  $("train-solver").addEventListener("change", onSolverChange);
   $("train-form").addEventListener("submit", guarded(submitTraining, $("train-message")));
   onPenaltyChange();
+  onSolverChange();
   guarded(loadNameRule, $("train-message"))();
 }
