@@ -53,9 +53,16 @@ def format_of(uri: str, given: str | None) -> Format:
     )
 
 
+#: Bounds on talking to S3: an endpoint that does not answer fails in seconds, not after minutes of retries.
+S3_CONFIG = {"connect_timeout": 5, "read_timeout": 30, "retries": {"max_attempts": 3, "mode": "standard"}}
+
+
 def s3_options(endpoint_url: str | None) -> dict[str, Any]:
     """fsspec options for ``s3://``: credentials and region come from the standard AWS variables and files."""
-    return {"client_kwargs": {"endpoint_url": endpoint_url}} if endpoint_url else {}
+    options: dict[str, Any] = {"config_kwargs": S3_CONFIG}
+    if endpoint_url:
+        options["client_kwargs"] = {"endpoint_url": endpoint_url}
+    return options
 
 
 def open_files(uri: str, fmt: str | None = None, *, roots: Sequence[Path] | None,

@@ -99,8 +99,8 @@ def read_training_table(
 ) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
     """Read a training table (the ``reading`` phase), telling ``progress`` of the rows and bytes as they come."""
     progress.phase("reading", bytes_total=files.total_bytes, source=files.uri)
-    table = read_table(files, target=target, features=features, limits=Limits(max_bytes=max_bytes),
-                       progress=progress.read)
+    table = read_table(files, target=target, features=features, ignore_extra=features is not None,
+                       limits=Limits(max_bytes=max_bytes), progress=progress.read)
     return labelled(table)
 
 

@@ -58,6 +58,7 @@ class Moto:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1,localhost",  # a proxy of the host's must not carry loopback requests
         }
         return {**env, **changes}
 

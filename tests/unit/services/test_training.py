@@ -23,7 +23,7 @@ def test_split_in_place_equals_fancy_indexing(n: int, fraction: float, block: in
     expected_train, expected_val = X[train_idx], X[val_idx]
     train, val = split_rows_in_place(X, train_idx, val_idx, block=block)
     assert np.array_equal(train, expected_train) and np.array_equal(val, expected_val)
-    assert np.shares_memory(train, X) and np.shares_memory(val, X) or val.size == 0
+    assert (np.shares_memory(train, X) and np.shares_memory(val, X)) or val.size == 0
 
 
 class Recorder(TrainingProgress):
