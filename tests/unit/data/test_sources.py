@@ -163,3 +163,40 @@ def test_missing_paths_inside_a_root_are_invalid_input(tree: dict[str, Path]) ->
 def test_what_is_not_a_path_or_s3_is_invalid_input(uri: str) -> None:
     with pytest.raises(InvalidInputError):
         open_files(uri, "csv", roots=None)
+
+
+@pytest.mark.slow
+def test_an_s3_endpoint_that_never_answers_fails_in_bounded_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listening socket that never replies: each S3 call gives up after botocore's bounds, not minutes."""
+    import socket
+    import threading
+    import time
+
+    from service.errors import SourceUnavailableError
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    credentials = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    start = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailableError, match="s3://bucket/key.csv"):
+            open_files("s3://bucket/key.csv", None, roots=None,
+                       s3_endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}")
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - start < 40
