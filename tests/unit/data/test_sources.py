@@ -192,7 +192,7 @@ def test_an_s3_endpoint_that_never_answers_fails_in_bounded_time(monkeypatch: py
         monkeypatch.setenv(name, value)
     start = time.monotonic()
     try:
-        with pytest.raises(SourceUnavailableError, match="s3://bucket/key.csv"):
+        with pytest.raises(SourceUnavailableError, match=r"s3://bucket/key\.csv"):
             open_files("s3://bucket/key.csv", None, roots=None,
                        s3_endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}")
     finally:
