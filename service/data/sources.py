@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import fsspec
-import s3fs
 
 from ..domain import preview
 from ..errors import DataAccessError, InvalidInputError, SourceUnavailableError
@@ -54,15 +53,20 @@ def format_of(uri: str, given: str | None) -> Format:
     )
 
 
-#: Bounds on talking to S3 (botocore's): with :class:`_S3` retrying nothing on top, an endpoint that does
+#: Bounds on talking to S3 (botocore's): with s3fs retrying nothing on top, an endpoint that does
 #: not answer fails each call in 10 s at most, not after minutes of retries.
 S3_CONFIG = {"connect_timeout": 5, "read_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}
 
 
-class _S3(s3fs.S3FileSystem):
-    """s3fs without its own retries (five by default, on top of botocore's): botocore's bounds are the only ones."""
+def _s3_filesystem(endpoint_url: str | None) -> Any:
+    """An s3fs file system with its own retries off (five by default, on top of botocore's), so botocore's
+    bounds are the only ones. Imported here: s3fs and its AWS stack cost a quarter of a second to import."""
+    import s3fs
 
-    retries = 1
+    class BoundedS3(s3fs.S3FileSystem):  # type: ignore[misc]
+        retries = 1
+
+    return BoundedS3(**s3_options(endpoint_url))
 
 
 def s3_options(endpoint_url: str | None) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def _check_pattern_under_roots(pattern: str, roots: Sequence[Path] | None) -> No
 
 def _s3_files(uri: str, fmt: Format, endpoint_url: str | None) -> Files:
     try:
-        fs = _S3(**s3_options(endpoint_url))
+        fs = _s3_filesystem(endpoint_url)
         if any(c in uri for c in _GLOB_CHARS):
             paths = sorted(fs.glob(uri))
         elif fs.isdir(uri):
