@@ -389,52 +389,63 @@ def _read_parquet(
     files: Files, target: str | None, features: Sequence[str] | None, ignore_extra: bool, limits: Limits,
     progress: Progress | None,
 ) -> Table:
-    import pyarrow.dataset as ds  # here: it imports pandas when pandas is installed, a fifth of a second
+    import pyarrow.parquet as pq  # here: only Parquet sources need it
 
-    try:
-        dataset = ds.dataset(list(files.paths), format="parquet", filesystem=files.fs)
-        schema = dataset.schema
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInputError(f"{files.uri} cannot be read as Parquet: {exc}") from None
     where = files.uri
+    parts = []
+    try:
+        for path in files.paths:
+            parts.append(pq.ParquetFile(files.fs.open(path, "rb"), pre_buffer=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInputError(f"{where} cannot be read as Parquet: {exc}") from None
+    schema = parts[0].schema_arrow
+    for path, part in zip(files.paths[1:], parts[1:], strict=True):
+        if part.schema_arrow.names != schema.names:
+            raise InvalidInputError(f"{path} has other columns than the first file: {preview(part.schema_arrow.names)}")
     names = _select(list(schema.names), target, features, ignore_extra, where)
     for name in names:
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
             raise InvalidInputError(f"column {name!r} of {where} holds {kind}, not numbers", {"column": name})
-    total = dataset.count_rows()
+    total = sum(part.metadata.num_rows for part in parts)
     # The sink keeps the label chunks as they come; they are made an array by _parquet_labels, which knows
     # Parquet's types (the CSV path's _labels takes strings only).
     sink = _Sink(names, list(schema.names), False, limits)
     sink.reserve(total)
     columns = [*names, *([target] if target is not None else [])]
-    # One batch read ahead: on two cores more readahead only makes the decoding threads compete.
-    for batch in dataset.to_batches(columns=columns, batch_size=PARQUET_BATCH_ROWS, batch_readahead=1,
-                                    fragment_readahead=1):
-        values = []
-        for name in names:
-            column = batch.column(name)
-            if column.null_count:
-                row = sink.rows + int(pc.index(pc.is_null(column), True).as_py())
-                raise InvalidInputError(f"{where}, row {row + 1}, column {name!r}: the value is missing")
-            values.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
-        bad = _first_non_finite(values)
-        if bad is not None:
-            raise InvalidInputError(f"{where}, row {sink.rows + bad[0] + 1}, column {names[bad[1]]!r}: "
-                                    f"{values[bad[1]][bad[0]]!r} is not finite")
-        labels = None
-        if target is not None:
-            labels = batch.column(target)
-            if labels.null_count:
-                row = sink.rows + int(pc.index(pc.is_null(labels), True).as_py())
-                raise InvalidInputError(f"{where}, row {row + 1}: the label ({target!r}) is missing")
-        sink.append(values, labels)
-        if progress is not None:
-            progress(sink.rows, int(files.total_bytes * sink.rows / max(1, total)))
+    for part in parts:
+        for batch in part.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+            _append_parquet_batch(sink, batch, names, target, where)
+            if progress is not None:
+                progress(sink.rows, int(files.total_bytes * sink.rows / max(1, total)))
+        part.close()
     table = sink.table()
     if target is None:
         return table
     return Table(table.X, _parquet_labels(sink.labels, target, where), table.feature_names)
+
+
+def _append_parquet_batch(sink: _Sink, batch: pa.RecordBatch, names: Sequence[str], target: str | None,
+                          where: str) -> None:
+    """One record batch into the matrix, after checking it holds no missing or non-finite value."""
+    values = []
+    for name in names:
+        column = batch.column(name)
+        if column.null_count:
+            row = sink.rows + int(pc.index(pc.is_null(column), True).as_py())
+            raise InvalidInputError(f"{where}, row {row + 1}, column {name!r}: the value is missing")
+        values.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+    bad = _first_non_finite(values)
+    if bad is not None:
+        raise InvalidInputError(f"{where}, row {sink.rows + bad[0] + 1}, column {names[bad[1]]!r}: "
+                                f"{values[bad[1]][bad[0]]!r} is not finite")
+    labels = None
+    if target is not None:
+        labels = batch.column(target)
+        if labels.null_count:
+            row = sink.rows + int(pc.index(pc.is_null(labels), True).as_py())
+            raise InvalidInputError(f"{where}, row {row + 1}: the label ({target!r}) is missing")
+    sink.append(values, labels)
 
 
 def _parquet_labels(chunks: list[pa.Array], target: str, where: str) -> NDArray[Any]:
