@@ -7,7 +7,7 @@
     ├── ConflictError                the request contradicts the current state (an alias on a deleted version)
     ├── InvalidInputError            content that cannot be used: shape, names, values, types
     ├── IntegrityError               a stored artefact or record fails its checksum or schema; never loaded
-    ├── LimitExceededError           over a configured limit: rows, body size, cells
+    ├── LimitExceededError           over a configured limit: rows, body size, bytes of a training set
     ├── RegistryUnavailableError     the registry directory cannot be read or written
     ├── BusyError                    too many trainings at once; retry after ``retry_after`` seconds
     ├── TimeLimitError               a training went over its wall-clock limit; nothing was stored
@@ -62,7 +62,7 @@ class IntegrityError(LogregError):
 
 
 class LimitExceededError(LogregError):
-    """A configured limit (rows, body size, training cells) was exceeded."""
+    """A configured limit (rows, body size, bytes of a training set) was exceeded."""
 
     kind: ClassVar[str] = "limit_exceeded"
 

@@ -39,10 +39,6 @@ def services_of(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-async def get_services(request: Request) -> Services:
-    return services_of(request)
-
-
 async def get_registry(request: Request) -> ModelRegistry:
     return services_of(request).registry
 
@@ -67,7 +63,6 @@ async def get_monitoring(request: Request) -> Monitoring:
     return services_of(request).monitoring
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TrainerDep = Annotated[Trainer, Depends(get_trainer)]

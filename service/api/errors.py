@@ -60,12 +60,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "model": ErrorResponse}
     for status, text in (
         (401, "An API key is required (`Authorization: Bearer <key>`)"),
-        (403, "The API key is not valid"),
+        (403, "The API key is not valid, or a data source the service may not read (LOGREG_DATA_ROOTS, S3)"),
         (404, "Unknown model, version or alias"),
         (409, "Conflict with the registry's state, or a stored version failed its integrity check"),
         (413, "Body or batch over the configured limits"),
         (422, "Invalid input: the message says what and where"),
-        (503, "The registry directory cannot be read or written"),
+        (503, "The registry directory cannot be read or written, or a data source does not answer"),
     )
 }
 

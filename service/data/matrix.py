@@ -21,13 +21,19 @@ def check_row_limit(rows: int, limit: int | None, field: str | None = None) -> N
         )
 
 
-def check_matrix_size(rows: int, features: int, max_bytes: int | None, setting: str = "LOGREG_MAX_TRAIN_BYTES") -> None:
-    """The one limit on a training matrix's size, in bytes of float64: a 413 that names the setting."""
+def check_matrix_size(
+    rows: int, features: int, max_bytes: int | None, setting: str = "LOGREG_MAX_TRAIN_BYTES", label_bytes: int = 0
+) -> None:
+    """The one limit on a training set's size, in bytes: the float64 matrix, plus what long labels take beyond
+    a number's 8 bytes each (text labels of a few characters cost no more than numbers): a 413 naming the
+    setting."""
     size = rows * features * 8
-    if max_bytes is not None and size > max_bytes:
+    excess = max(0, label_bytes - rows * 8)
+    if max_bytes is not None and size + excess > max_bytes:
+        labels = f" and {label_bytes} bytes of labels" if excess else ""
         raise LimitExceededError(
-            f"the training set has {rows} x {features} values = {size} bytes as float64, over the limit of "
-            f"{max_bytes} bytes ({setting}); raise it or train on a sample",
+            f"the training set has {rows} x {features} values = {size} bytes as float64{labels}, over the limit "
+            f"of {max_bytes} bytes ({setting}); raise it or train on a sample",
             {"rows": rows, "features": features, "bytes": size, "limit": max_bytes},
         )
 
@@ -49,7 +55,7 @@ def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "fea
             raise InvalidInputError(problem, {"field": field})
         X = np.array(features, dtype=np.float64)  # numbers only, some ints beyond 64 bits
     else:
-        _refuse_booleans(features, X, field)
+        refuse_booleans(features, X, field)
     X = X.astype(np.float64, copy=False)
     if X.shape[1] == 0:
         raise InvalidInputError(f"`{field}` rows are empty: each row needs at least one number", {"field": field})
@@ -63,7 +69,7 @@ def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "fea
 _SMALL = 256
 
 
-def _refuse_booleans(rows: list[Any], X: NDArray[Any], field: str) -> None:
+def refuse_booleans(rows: list[Any], X: NDArray[Any], field: str) -> None:
     """numpy reads ``true`` among numbers as 1 and ``false`` as 0; refuse them as rows of booleans are.
 
     Only the cells that hold exactly 0 or 1 can be booleans, so only those are looked at; a small batch is
@@ -80,9 +86,14 @@ def _refuse_booleans(rows: list[Any], X: NDArray[Any], field: str) -> None:
     for i, j in zip(*(a.tolist() for a in np.nonzero(candidates)), strict=True):
         if rows[i][j].__class__ is bool:
             raise InvalidInputError(
-                f"`{field}` row {i}, column {j} is {rows[i][j]!r}: every value must be a number "
+                f"{_named(field)} row {i}, column {j} is {rows[i][j]!r}: every value must be a number "
                 "(booleans are not numbers here)", {"field": field, "row": i, "column": j},
             )
+
+
+def _named(field: str) -> str:
+    """A field in backquotes (``features``); a phrase such as "input 'x'" as it is."""
+    return field if " " in field else f"`{field}`"
 
 
 def _describe_bad_rows(rows: list[Any], field: str) -> str | None:

@@ -8,6 +8,7 @@ path its user can.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from collections.abc import Sequence
@@ -22,8 +23,7 @@ from ..errors import DataAccessError, InvalidInputError, SourceUnavailableError
 
 Format = Literal["csv", "parquet"]
 #: Suffixes that name a format (a compressed CSV is read through pyarrow's codecs).
-SUFFIXES: dict[str, Format] = {".csv": "csv", ".csv.gz": "csv", ".csv.bz2": "csv", ".parquet": "parquet",
-                               ".pq": "parquet"}
+SUFFIXES: dict[str, Format] = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -54,19 +54,25 @@ def format_of(uri: str, given: str | None) -> Format:
 
 
 #: Bounds on talking to S3 (botocore's): with s3fs retrying nothing on top, an endpoint that does
-#: not answer fails each call in 10 s at most, not after minutes of retries.
+#: not answer fails each call after two attempts of 5 s each (plus a short backoff), not after minutes.
 S3_CONFIG = {"connect_timeout": 5, "read_timeout": 5, "retries": {"max_attempts": 2, "mode": "standard"}}
 
 
-def _s3_filesystem(endpoint_url: str | None) -> Any:
-    """An s3fs file system with its own retries off (five by default, on top of botocore's), so botocore's
-    bounds are the only ones. Imported here: s3fs and its AWS stack cost a quarter of a second to import."""
+@functools.cache
+def _bounded_s3() -> Any:
+    """s3fs's file system with its own retries off (five by default, on top of botocore's), so botocore's
+    bounds are the only ones. Made on first use: s3fs and its AWS stack cost a quarter of a second to import.
+    One class for the process, so fsspec's cache of file systems (per class and options) applies."""
     import s3fs
 
     class BoundedS3(s3fs.S3FileSystem):  # type: ignore[misc]
         retries = 1
 
-    return BoundedS3(**s3_options(endpoint_url))
+    return BoundedS3
+
+
+def _s3_filesystem(endpoint_url: str | None) -> Any:
+    return _bounded_s3()(**s3_options(endpoint_url))
 
 
 def s3_options(endpoint_url: str | None) -> dict[str, Any]:
@@ -97,10 +103,19 @@ def _local_files(path: str, fmt: Format, roots: Sequence[Path] | None) -> Files:
             "reading local paths is turned off: set LOGREG_DATA_ROOTS to the directories the service may read",
             {"setting": "LOGREG_DATA_ROOTS"},
         )
+    if "\x00" in path:
+        raise InvalidInputError("`uri` holds a NUL character", {"field": "uri"})
+    try:
+        return _local_files_checked(path, fmt, roots)
+    except OSError as exc:  # a name too long, a loop of symlinks, a directory that cannot be listed
+        raise InvalidInputError(f"cannot read {path!r}: {exc.strerror or exc}", {"field": "uri"}) from None
+
+
+def _local_files_checked(path: str, fmt: Format, roots: Sequence[Path] | None) -> Files:
     if any(c in path for c in _GLOB_CHARS):
+        _check_pattern_under_roots(path, roots)  # before the file system is walked, not after
         candidates = sorted(glob.glob(path, recursive=True))
         if not candidates:
-            _check_pattern_under_roots(path, roots)  # else "no match" tells what exists outside the roots
             raise InvalidInputError(f"no file matches {path!r}", {"field": "uri"})
     else:
         candidates = [path]

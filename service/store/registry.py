@@ -47,6 +47,7 @@ from pydantic import ValidationError
 
 from ..domain import (
     PRODUCTION_ALIAS,
+    STATE_FIELDS,
     SYSTEM_FIELDS,
     RegistryState,
     VersionMetadata,
@@ -131,13 +132,15 @@ class ModelRegistry:
     def save(self, name: str, model: Any, metadata: Mapping[str, Any]) -> VersionMetadata:
         """Store ``model`` as the next version of ``name`` and return its stored metadata.
 
-        The system fields name/version/created_at/sha256/artefact override same-named keys of ``metadata``.
+        The system fields name/version/created_at/sha256/artefact override same-named keys of ``metadata``;
+        ``aliases`` and ``threshold`` belong to the model's state and are not stored with the version.
         """
         name = validate_model_name(name)
         if not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata must be a mapping", details={"type": type(metadata).__name__})
         try:
-            user_meta = json_bytes({str(k): v for k, v in metadata.items() if k not in SYSTEM_FIELDS})
+            user_meta = json_bytes({str(k): v for k, v in metadata.items()
+                                    if k not in SYSTEM_FIELDS and k not in STATE_FIELDS})
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"metadata is not JSON-serialisable: {exc}") from exc
         model_dir = self.root / name

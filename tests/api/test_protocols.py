@@ -676,3 +676,12 @@ def test_the_new_routes_are_documented(served):
         assert {"application/json", "text/csv"} <= set(content), path
     query = {p["name"] for p in paths["/predict"]["post"]["parameters"]}
     assert {"model", "version", "threshold"} <= query
+
+
+@pytest.mark.parametrize("data", [[[1.5, True]], [1.5, False]], ids=["nested", "flat"])
+def test_v2_booleans_among_numbers_are_400(served, data):
+    """As in every other dialect: true and false are not numbers."""
+    body = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": data}]}
+    resp = served.client.post("/v2/models/toy/infer", json=body)
+    assert resp.status_code == 400, resp.text
+    assert "is True" in resp.json()["error"] or "is False" in resp.json()["error"]

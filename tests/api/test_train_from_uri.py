@@ -219,3 +219,80 @@ def test_data_features_reorder_the_columns(make_client: Callable[..., TestClient
     by_uri, by_json = card(client, "m"), card(client, "j")
     assert by_uri["feature_names"] == by_json["feature_names"] == ["b", "a"]
     assert by_uri["coefficients"] == by_json["coefficients"] and by_uri["feature_means"] == by_json["feature_means"]
+
+
+# -- found in review -------------------------------------------------------------------------------------------
+def test_a_multipart_body_keeps_the_body_limit_outside_training(make_client: Callable[..., TestClient]) -> None:
+    """Only POST /train takes uploads under the larger upload limit; a multipart body elsewhere is a body."""
+    client = make_client(max_body_bytes=1024, max_upload_bytes=10_000_000)
+    body = b"x" * 30_000
+    for path in ("/predict", "/predict_proba", "/invocations", "/v2/models/m/infer"):
+        resp = client.post(path, content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+        assert resp.status_code == 413, (path, resp.status_code, resp.text)
+        assert "LOGREG_MAX_BODY_BYTES" in resp.text
+
+
+def test_a_glob_outside_the_roots_is_refused_before_the_file_system_is_walked(
+    make_client: Callable[..., TestClient], root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import glob
+
+    walked: list[str] = []
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, "glob", lambda pattern, **kw: walked.append(pattern) or real_glob(pattern, **kw))
+    client = make_client(data_roots=str(root))
+    resp = client.post("/train", json={"model": "m", "data": from_uri("/usr/**/*.csv", "y")})
+    assert resp.status_code == 403, resp.text
+    assert walked == []
+
+
+@pytest.mark.parametrize("uri", ["{root}/x\u0000.csv", "{root}/" + "n" * 300 + ".csv"], ids=["nul", "too-long"])
+def test_a_malformed_path_is_422(make_client: Callable[..., TestClient], root: Path, uri: str) -> None:
+    client = make_client(data_roots=str(root))
+    resp = client.post("/train", json={"model": "m", "data": from_uri(uri.format(root=root), "y")})
+    assert resp.status_code == 422, resp.text
+
+
+def test_parquet_parts_must_agree_on_their_types(make_client: Callable[..., TestClient], root: Path) -> None:
+    parts = root / "parts"
+    parts.mkdir()
+    pq.write_table(pa.table({"a": [0.0, 1.0, 2.0, 3.0], "y": [0, 1, 0, 1]}), parts / "part-0.parquet")
+    pq.write_table(pa.table({"a": ["0", "1", "2", "3"], "y": [0, 1, 0, 1]}), parts / "part-1.parquet")
+    client = make_client(data_roots=str(root))
+    resp = client.post("/train", json={"model": "m", "data": from_uri(parts, "y", format="parquet")})
+    assert resp.status_code == 422, resp.text
+    assert "part-1.parquet" in resp.json()["error"]["message"]
+
+
+def test_a_file_removed_before_its_job_reads_it_fails_the_job_cleanly(
+    make_client: Callable[..., TestClient], root: Path
+) -> None:
+    from service.data.sources import open_files
+    from service.data.tables import read_table
+    from service.errors import InvalidInputError
+
+    path = root / "gone.csv"
+    path.write_text("a,y\n1,0\n2,1\n")
+    files = open_files(str(path), roots=[root])
+    path.unlink()
+    with pytest.raises(InvalidInputError, match="gone"):
+        read_table(files, target="y")
+
+
+def test_a_form_field_sent_as_a_file_is_422(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    resp = client.post("/train", files={"file": ("d.csv", b"a,y\n1,0\n2,1\n3,0\n4,1\n"),
+                                        "validation_fraction": ("v.txt", b"0.2")}, data={"model": "m", "target": "y"})
+    assert resp.status_code == 422, resp.text
+    assert "validation_fraction" in resp.json()["error"]["message"]
+
+
+def test_long_labels_count_in_the_training_size_limit(make_client: Callable[..., TestClient], root: Path) -> None:
+    rows = 200
+    text = "a,y\n" + "".join(f"{i},{'label-' + 'x' * 90 + str(i % 2)}\n" for i in range(rows))
+    (root / "long.csv").write_text(text)
+    matrix = rows * 8
+    client = make_client(data_roots=str(root), max_train_bytes=matrix * 4)  # the matrix fits; the labels do not
+    resp = client.post("/train", json={"model": "m", "data": from_uri(root / "long.csv", "y")})
+    assert resp.status_code == 413, resp.text
+    assert "bytes of labels" in resp.json()["error"]["message"]

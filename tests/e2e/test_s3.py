@@ -36,7 +36,7 @@ FEATURES = ["f0", "f1", "f2", "f3"]
 ROWS = 400
 REGION = "us-east-1"
 # moto answers a missing bucket, a missing key or a refused request in milliseconds; an endpoint that
-# refuses connections costs botocore's retries (legacy mode: 5 attempts, at most 1+2+4+8 s of backoff).
+# refuses connections costs botocore's retries (service.data.sources.S3_CONFIG: 2 attempts, a short backoff).
 UNREACHABLE_LIMIT_SECONDS = 25.0
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: The routes that take uploads (spooled to disk, never read whole); every other body keeps the body limit.
+UPLOAD_PATHS = frozenset({"/train"})
+
 
 class BodySizeLimit:
     """413 when ``Content-Length`` says the body is too large, or once a streamed body passes the limit."""
@@ -20,11 +23,12 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit, setting = self.max_bytes, "LOGREG_MAX_BODY_BYTES"
+        upload_route = scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS
         length = None
         for key, value in scope.get("headers", ()):
             if key == b"content-length":
                 length = value
-            elif key == b"content-type" and value[:19].lower() == b"multipart/form-data":
+            elif key == b"content-type" and upload_route and value[:19].lower() == b"multipart/form-data":
                 limit, setting = self.max_upload_bytes, "LOGREG_MAX_UPLOAD_BYTES"
         if length is not None:
             try:

@@ -18,7 +18,9 @@ router = APIRouter(prefix="/jobs", tags=["training"])
 @router.get(
     "/{job_id}",
     summary="A background training job",
-    description="State (queued, running, succeeded, failed, cancelled), progress (iteration, current loss) and, "
+    description="State (queued, running, succeeded, failed, cancelled), progress (the phase: reading, fitting, "
+    "evaluating or storing; rows and bytes read of the total; the iteration of at most `max_iter` and the loss; "
+    "the time left) and, "
     "when it succeeded, the same report `POST /train` gives. Any worker answers for any job; a job whose "
     "server stopped before it finished is reported as failed.",
     responses=ERROR_RESPONSES,

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -35,18 +34,16 @@ from ..security import WriteAccess
 
 router = APIRouter(tags=["training"], dependencies=WriteAccess)
 
+#: The form fields besides the file, as the JSON body's (its names, bounds, defaults and descriptions).
+_FORM_FIELDS = ("model", "validation_fraction", "calibration", "description")
 _MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["file", "target", "model"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "CSV with a header row."},
         "target": {"type": "string", "description": "Name of the label column."},
-        "model": {"type": "string", "description": "Model name."},
         "params": {"type": "string", "description": "Engine hyperparameters as a JSON object."},
-        "validation_fraction": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.2},
-        "calibration": {"type": "string", "enum": ["none", "platt", "isotonic"], "default": "none",
-                        "description": "Calibrate binary probabilities on the validation split."},
-        "description": {"type": "string"},
+        **{name: TrainRequest.model_json_schema()["properties"][name] for name in _FORM_FIELDS},
     },
 }
 
@@ -185,36 +182,31 @@ def _record_names(records: Any) -> list[str] | None:
 
 async def _from_csv_form(request: Request, settings: Settings) -> _Training:
     """The training from a multipart upload: the CSV is read from the spooled file (never whole in memory),
-    now, since the upload is gone once the request ends."""
-    form = await request.form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        raise InvalidInputError("multipart training needs a CSV `file` field", {"field": "file"})
-    target = form.get("target")
-    name = form.get("model")
-    if not isinstance(target, str) or not target:
-        raise InvalidInputError("multipart training needs a `target` field naming the label column")
-    raw_params = form.get("params")
-    try:
-        given = orjson.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
-        params = TrainParams.model_validate(given)
+    now, since the upload is removed once the form is closed."""
+    async with request.form() as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInputError("multipart training needs a CSV `file` field", {"field": "file"})
+        fields: dict[str, str] = {}
+        for name in ("target", "params", *_FORM_FIELDS):
+            value = form.get(name)
+            if isinstance(value, UploadFile):
+                raise InvalidInputError(f"`{name}` must be a plain form field, not a file", {"field": name})
+            if value:
+                fields[name] = value
+        target = fields.pop("target", None)
+        if not target:
+            raise InvalidInputError("multipart training needs a `target` field naming the label column")
+        try:
+            params = TrainParams.model_validate(orjson.loads(fields.pop("params", "{}")))
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputError(f"`params` is not a JSON object: {exc}") from None
+        # The form's text fields, validated by the JSON body's model (pydantic reads "0.3" as 0.3).
         envelope = TrainRequest.model_validate(
-            {
-                "model": name,
-                "validation_fraction": float(form.get("validation_fraction") or 0.2),
-                "calibration": form.get("calibration") or "none",
-                "description": form.get("description") or None,
-                "tags": {"source": Path(upload.filename or "upload.csv").name},
-            }
+            {**fields, "tags": {"source": Path(upload.filename or "upload.csv").name}}
         )
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"`params` is not a JSON object: {exc}") from None
-    except ValueError as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise InvalidInputError(f"`validation_fraction` must be a number: {exc}") from None
-    limits = Limits(max_bytes=settings.max_train_bytes)
-    table = await run_in_threadpool(read_csv_stream, stream_opener(upload.file), upload.size or 0,
-                                    target=target, limits=limits)
+        limits = Limits(max_bytes=settings.max_train_bytes)
+        table = await run_in_threadpool(read_csv_stream, stream_opener(upload.file), upload.size or 0,
+                                        target=target, limits=limits)
     X, y, names = labelled(table)
     return _in_memory(envelope.model, _options(envelope, params.model_dump()), X, y, names)

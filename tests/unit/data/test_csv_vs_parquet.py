@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from service.data.parquet_reader import PARQUET_BATCH_ROWS
 from service.data.sources import open_files
-from service.data.tables import PARQUET_BATCH_ROWS, Table, read_table
+from service.data.tables import Table, read_table
 from service.errors import InvalidInputError
 
 

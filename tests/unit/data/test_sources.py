@@ -124,7 +124,7 @@ def test_no_roots_for_the_cli_reads_anything(tree: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize(("uri", "fmt"), [
-    ("t.csv", "csv"), ("T.CSV", "csv"), ("t.csv.gz", "csv"), ("t.csv.bz2", "csv"), ("t.parquet", "parquet"),
+    ("t.csv", "csv"), ("T.CSV", "csv"), ("t.csv.gz", "csv"), ("T.CSV.GZ", "csv"), ("t.parquet", "parquet"),
     ("t.pq", "parquet"), ("dir/part-*.parquet", "parquet"), ("s3://bucket/key.csv", "csv"),
     ("s3://bucket/prefix.parquet/", "parquet"),
 ])

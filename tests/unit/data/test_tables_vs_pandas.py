@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.data.tables import CSV_BLOCK_BYTES, Table, read_csv_bytes
+from service.data.csv_reader import CSV_BLOCK_BYTES
+from service.data.tables import Table, read_csv_bytes
 from service.errors import InvalidInputError
 
 ENGINES = ["c", "pyarrow"]

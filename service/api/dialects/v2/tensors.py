@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ....data.matrix import check_row_limit, order_columns
+from ....data.matrix import check_row_limit, order_columns, refuse_booleans
 from ....errors import InvalidInputError
 from .schemas import V2InferenceRequest, V2RequestInput
 
@@ -50,6 +50,8 @@ def tensor(spec: V2RequestInput, data: Any, max_rows: int) -> NDArray[np.float64
         )
     if arr.ndim > 1 and list(arr.shape) != shape:
         raise InvalidInputError(f"{where}: the nested data has shape {list(arr.shape)}, not {shape}")
+    if arr.ndim <= 2:  # the shapes this protocol's inputs take; true and false are not numbers here either
+        refuse_booleans(data if arr.ndim == 2 else [data], arr if arr.ndim == 2 else arr.reshape(1, -1), where)
     if spec.datatype in INT_TYPES:
         low, high = INT_TYPES[spec.datatype]
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):

@@ -1,0 +1,136 @@
+"""The matrix a reader fills, batch by batch, within the limits of a read; and what the readers share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from ..domain import preview
+from ..errors import InvalidInputError
+from .matrix import check_matrix_size, check_row_limit, column_order
+
+#: Called as ``progress(rows_read, bytes_read)`` after each batch.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """What a read gives: the features (float64, C order), the labels (ints, bools or strings) and the names."""
+
+    X: NDArray[np.float64]
+    labels: NDArray[Any] | None
+    feature_names: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a read may hold: rows (scoring), bytes of the matrix and labels (training), and the setting that
+    says so."""
+
+    max_rows: int | None = None
+    max_bytes: int | None = None
+    bytes_setting: str = "LOGREG_MAX_TRAIN_BYTES"
+
+
+def label_bytes(labels: pa.Array) -> int:
+    """What a batch of labels will take once they are a numpy array: 8 bytes a number, 4 a character of the
+    longest string (numpy's fixed-width text)."""
+    if pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type):
+        longest = pc.max(pc.utf8_length(labels)).as_py() or 0
+        return len(labels) * 4 * max(1, longest)
+    return len(labels) * 8
+
+
+class Sink:
+    """The matrix being filled batch by batch, the labels, and the limits on both."""
+
+    def __init__(self, names: list[str], columns: list[str], limits: Limits) -> None:
+        self.names = names  # feature names, in the order of the matrix
+        self.columns = columns  # the source's columns, in the source's order, for later files to match
+        self.limits = limits
+        self.label_bytes = 0  # what the labels will take as a numpy array, counted in the size limit
+        self.X = np.empty((0, len(names)))
+        self._buffer = np.empty((len(names), 0))
+        self.rows = 0
+        self.labels: list[pa.Array] = []
+
+    def reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in all (growing by a quarter at least, so appends stay cheap), never
+        more than the limits allow."""
+        d = max(1, len(self.names))
+        most = [m for m in (self.limits.max_rows, self.limits.max_bytes and self.limits.max_bytes // (8 * d)) if m]
+        rows = min(rows, *(m + 1 for m in most)) if most else rows
+        if rows <= self.X.shape[0]:
+            return
+        capacity = max(rows, int(self.X.shape[0] * 1.25))
+        if self.X.shape[0] == 0:
+            self.X = np.empty((capacity, len(self.names)))
+        else:
+            self.X.resize((capacity, len(self.names)), refcheck=False)
+
+    def append(self, values: Sequence[NDArray[Any]], labels: pa.Array | None) -> None:
+        k = len(values[0]) if values else 0
+        check_row_limit(self.rows + k, self.limits.max_rows, "csv")
+        if labels is not None:
+            self.label_bytes += label_bytes(labels)
+        check_matrix_size(self.rows + k, len(self.names), self.limits.max_bytes, self.limits.bytes_setting,
+                          self.label_bytes)
+        self.reserve(self.rows + k)
+        # Columns are laid out in a (features, rows) buffer, then written to the rows in one transposed copy:
+        # writing each column straight into the row-major matrix strides through memory and is 3x slower.
+        if self._buffer.shape[1] < k:
+            self._buffer = np.empty((len(self.names), k))
+        buffer = self._buffer[:, :k]
+        for j, column in enumerate(values):
+            buffer[j] = column
+        self.X[self.rows : self.rows + k] = buffer.T
+        if labels is not None:
+            self.labels.append(labels)
+        self.rows += k
+
+    def table(self, labels: NDArray[Any] | None = None) -> Table:
+        """The table read, with ``labels`` made from :attr:`labels` by the reader that knows their type."""
+        if self.rows == 0:
+            raise InvalidInputError("the data has a header but no data rows")
+        if self.X.shape[0] != self.rows:
+            self.X.resize((self.rows, len(self.names)), refcheck=False)  # in place: frees the tail
+        return Table(self.X, labels, self.names)
+
+
+def select_columns(
+    columns: list[str], target: str | None, features: Sequence[str] | None, ignore_extra: bool, where: str
+) -> list[str]:
+    """The feature columns to read, in the matrix's order, after checking the header."""
+    if target is not None and target not in columns:
+        raise InvalidInputError(f"target column {target!r} is not in {where}'s columns {preview(columns)}",
+                                {"field": "target"})
+    if len(set(columns)) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        raise InvalidInputError(f"{where}'s header repeats column(s) {preview(dupes)}", {"repeated": dupes})
+    available = [c for c in columns if c != target]
+    if features is None:
+        if not available:
+            raise InvalidInputError(f"{where} has no feature columns besides the target" if target is not None
+                                    else f"{where} has no columns")
+        return available
+    if ignore_extra:
+        missing = [f for f in features if f not in available]
+        if missing:
+            column_order([c for c in available if c in features], features, f"{where}'s header")
+        return list(features)
+    column_order(available, features, f"{where}'s header")  # a 422 naming the missing and unknown columns
+    return list(features)
+
+
+def first_non_finite(values: Sequence[NDArray[np.float64]]) -> tuple[int, int] | None:
+    for j, column in enumerate(values):
+        finite = np.isfinite(column)
+        if not finite.all():
+            return int(np.argmin(finite)), j
+    return None
