@@ -133,11 +133,11 @@ class Scorer:
         self.max_predict_rows = max_predict_rows
 
     async def load(self, fields: dict[str, Any], name: str, version: int | str | None) -> LoadedModel:
-        """The version to score with, named in the request's log fields: from memory when the same reference
-        was resolved within the registry's recheck window, else checked against the disk (and read, on a
-        cache miss) in a worker thread, so a cold load never blocks the event loop."""
+        """The version to score with, named in the request's log fields: from memory when it is there (its
+        resolution checked with a few stat calls at most), else read and verified in a worker thread, so
+        reading an artefact never blocks the event loop."""
         fields["model"] = name
-        loaded = self.registry.recently_loaded(name, version)
+        loaded = self.registry.loaded_in_memory(name, version)
         if loaded is None:
             loaded = await asyncio.to_thread(self.registry.load, name, version)
         fields["version"] = loaded.version

@@ -60,6 +60,7 @@ from ..errors import (
     ConflictError,
     IntegrityError,
     InvalidInputError,
+    LogregError,
     NotFoundError,
     RegistryUnavailableError,
 )
@@ -310,10 +311,29 @@ class ModelRegistry:
         self.cache.remember_resolved(ref, loaded)
         return loaded
 
-    def recently_loaded(self, name: str, version: int | str | None = None) -> LoadedModel | None:
-        """What ``load(name, version)`` returned less than ``recheck_seconds`` ago, without any system call;
-        None when it must look at the disk."""
-        return self.cache.resolved((name, version))
+    def loaded_in_memory(self, name: str, version: int | str | None = None) -> LoadedModel | None:
+        """``load(name, version)`` when the version it resolves to is already in memory: no system call within
+        ``recheck_seconds`` of the last resolution, else a few stat calls (``model.json`` re-read only when it
+        changed); None when an artefact must be read (or anything is amiss), which ``load`` then does."""
+        ref = (name, version)
+        loaded = self.cache.resolved(ref)
+        if loaded is not None:
+            return loaded
+        try:
+            name = validate_model_name(name)
+            state = self._state(name)
+            v = self._resolve_in(name, version, state, fresh=False)
+        except LogregError:
+            return None  # load says what is wrong, in full
+        entry = self.cache.get((name, v), self._alive, count=False)
+        if entry is None:
+            return None
+        self.cache.count("hits")
+        metadata = entry.metadata.model_copy(update=self._state_fields(v, state))
+        loaded = LoadedModel(name=name, version=v, model=entry.model, metadata=metadata,
+                             threshold=state.thresholds.get(str(v)))
+        self.cache.remember_resolved(ref, loaded)
+        return loaded
 
     def _load_checked(self, name: str, version: int | str | None) -> LoadedModel:
         """``load`` without the short-lived map: resolve against the disk's current state."""

@@ -586,3 +586,23 @@ def test_check_on_a_file_is_unavailable(tmp_path: Path) -> None:
         reg.check()
     with pytest.raises(RegistryUnavailableError):
         reg.save("m", Toy([1.0]), META)
+
+
+def test_loaded_in_memory_never_reads_an_artefact(reg: ModelRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg.save("m", Toy([1.0]), META)
+    reg.save("m", Toy([2.0]), META)
+    assert reg.loaded_in_memory("m") is None  # nothing read yet: the caller must load
+    assert reg.loaded_in_memory("nope") is None and reg.loaded_in_memory("../x") is None
+    assert reg.load("m", 1).model == Toy([1.0])
+    reads: list[object] = []
+    monkeypatch.setattr(registry_module.joblib, "load", lambda *a, **k: reads.append(a))
+    hits = reg.stats()["hits"]
+    found = reg.loaded_in_memory("m", 1)
+    assert found is not None and found.model == Toy([1.0]) and reads == []
+    assert reg.stats()["hits"] == hits + 1
+    assert reg.loaded_in_memory("m") is None  # the latest, version 2, is not in memory
+    reg.set_alias("m", "production", 1)
+    assert reg.loaded_in_memory("m").version == 1  # resolved through the alias, from memory
+    reg.delete_alias("m", "production")
+    reg.delete_version("m", 1)
+    assert reg.loaded_in_memory("m", 1) is None
