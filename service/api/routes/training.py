@@ -115,7 +115,7 @@ async def train(
         return json_response(record.model_dump(mode="json"), status_code=202,
                              headers={"Location": f"/jobs/{record.id}"})
     report = await run_in_threadpool(trainer.run_now, spec.name, work)
-    fields["version"] = report["version"]
+    fields["version"], fields["rows"] = report["version"], report["n_samples"]
     return json_response(report, status_code=201)
 
 
