@@ -1,4 +1,4 @@
-"""Loaded model versions kept in memory, per process.
+"""What the registry keeps in memory, per process: loaded model versions, and small records read from disk.
 
 Two layers: an LRU of verified versions keyed by ``(name, version)``, each remembered with the
 signature of its directory so a version deleted or replaced by another process is noticed on the next
@@ -11,15 +11,40 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..domain import VersionMetadata
 
 #: What the cache counts: lookups served from memory, lookups that were not, artefacts read and verified,
 #: entries stored, entries evicted, and versions that failed their integrity check.
 COUNTERS = ("hits", "misses", "loads", "stored", "evictions", "integrity_failures")
+
+
+T = TypeVar("T")
+
+
+class StatKeyed(Generic[T]):
+    """Values read from disk, kept with the stat signature of what they were read from; read again when the
+    signature a caller finds differs (another process changed the file)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[Hashable, T]] = {}
+
+    def get(self, name: str, signature: Hashable, read: Callable[[], T]) -> T:
+        with self._lock:
+            cached = self._items.get(name)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        value = read()
+        self.put(name, signature, value)
+        return value
+
+    def put(self, name: str, signature: Hashable, value: T) -> None:
+        with self._lock:
+            self._items[name] = (signature, value)
 
 
 @dataclass(frozen=True, slots=True)

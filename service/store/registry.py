@@ -74,7 +74,7 @@ from .atomic import (
     replace_file,
     write_new_file,
 )
-from .cache import CacheEntry, LoadedModel, VersionCache
+from .cache import CacheEntry, LoadedModel, StatKeyed, VersionCache
 
 __all__ = ["ARTEFACT_FILE", "METADATA_FILE", "STATE_FILE", "LoadedModel", "ModelRegistry"]
 
@@ -119,10 +119,9 @@ class ModelRegistry:
         with contextlib.suppress(OSError):
             self.root.mkdir(parents=True, exist_ok=True)
         self.cache = VersionCache(cache_size, float(recheck_seconds))
-        self._lock = threading.Lock()  # guards the two stat-keyed caches below
         self._load_locks = [threading.Lock() for _ in range(_LOAD_LOCK_STRIPES)]
-        self._states: dict[str, tuple[_StatSig, RegistryState]] = {}
-        self._listings: dict[str, tuple[tuple[Any, ...], tuple[int, ...]]] = {}
+        self._states: StatKeyed[RegistryState] = StatKeyed()  # model.json of each model
+        self._listings: StatKeyed[tuple[int, ...]] = StatKeyed()  # the version directories of each model
 
     @property
     def cache_size(self) -> int:
@@ -320,19 +319,11 @@ class ModelRegistry:
         if loaded is not None:
             return loaded
         try:
-            name = validate_model_name(name)
-            state = self._state(name)
-            v = self._resolve_in(name, version, state, fresh=False)
+            loaded = self._load_once(validate_model_name(name), version, read=False)
         except LogregError:
             return None  # load says what is wrong, in full
-        entry = self.cache.get((name, v), self._alive, count=False)
-        if entry is None:
-            return None
-        self.cache.count("hits")
-        metadata = entry.metadata.model_copy(update=self._state_fields(v, state))
-        loaded = LoadedModel(name=name, version=v, model=entry.model, metadata=metadata,
-                             threshold=state.thresholds.get(str(v)))
-        self.cache.remember_resolved(ref, loaded)
+        if loaded is not None:
+            self.cache.remember_resolved(ref, loaded)
         return loaded
 
     def _load_checked(self, name: str, version: int | str | None) -> LoadedModel:
@@ -341,28 +332,35 @@ class ModelRegistry:
         indirect = version is None or (isinstance(version, str) and not _DIGITS_RE.fullmatch(version))
         for attempt in range(3):
             try:
-                return self._load_once(name, version)
+                loaded = self._load_once(name, version)
+                assert loaded is not None  # read=True: never None
+                return loaded
             except NotFoundError as exc:
                 vanished = isinstance(exc.details, dict) and "version" in exc.details
                 if not (indirect and vanished) or attempt == 2:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _load_once(self, name: str, version: int | str | None) -> LoadedModel:
-        """One resolve + cache lookup (+ verified unpickle on a miss, deduplicated across threads)."""
+    def _load_once(self, name: str, version: int | str | None, *, read: bool = True) -> LoadedModel | None:
+        """One resolve + cache lookup, and on a miss the verified unpickle (deduplicated across threads); with
+        ``read=False`` a miss is None instead (and is not counted: the ``load`` that follows counts it)."""
         state = self._state(name)
         v = self._resolve_in(name, version, state, fresh=False)
-        threshold = state.thresholds.get(str(v))
         key = (name, v)
-        entry = self.cache.get(key, self._alive, count=True)
+        entry = self.cache.get(key, self._alive, count=read)
         if entry is None:
+            if not read:
+                return None
             with self._load_locks[hash(key) % _LOAD_LOCK_STRIPES]:
                 entry = self.cache.get(key, self._alive, count=False)  # another thread may have loaded it
                 if entry is None:
                     entry = self._read_verified(name, v)
                     self.cache.put(key, entry)
+        elif not read:
+            self.cache.count("hits")
         metadata = entry.metadata.model_copy(update=self._state_fields(v, state))
-        return LoadedModel(name=name, version=v, model=entry.model, metadata=metadata, threshold=threshold)
+        return LoadedModel(name=name, version=v, model=entry.model, metadata=metadata,
+                           threshold=state.thresholds.get(str(v)))
 
     def _alive(self, entry: CacheEntry) -> bool:
         """Whether a cached version's directory is still the one it was read from."""
@@ -502,9 +500,7 @@ class ModelRegistry:
         """Atomically replace model.json (caller holds the model lock) and refresh our cache of it."""
         path = self.root / name / STATE_FILE
         replace_file(path, json_bytes(state.model_dump(mode="json")))
-        sig = _stat_sig(os.stat(path))
-        with self._lock:
-            self._states[name] = (sig, state.model_copy(deep=True))
+        self._states.put(name, _stat_sig(os.stat(path)), state.model_copy(deep=True))
         self.cache.forget_resolved()  # this instance's own writes show at once
 
     def _state(self, name: str) -> RegistryState:
@@ -516,16 +512,9 @@ class ModelRegistry:
             return RegistryState()
         except OSError as exc:
             raise RegistryUnavailableError(f"cannot read {path}: {exc}") from exc
-        with self._lock:
-            cached = self._states.get(name)
-        if cached is not None and cached[0] == sig:
-            return cached[1]
         # stat before read: if the file changes in between we cache newer content under an older
         # signature, which only costs one extra read next time.
-        state = self._read_state_file(name)
-        with self._lock:
-            self._states[name] = (sig, state)
-        return state
+        return self._states.get(name, sig, lambda: self._read_state_file(name))
 
     @staticmethod
     def _state_fields(v: int, state: RegistryState) -> dict[str, Any]:
@@ -558,15 +547,11 @@ class ModelRegistry:
             key: tuple[Any, ...] = (_stat_sig(os.stat(model_dir)), self._state_sig(name))
         except FileNotFoundError:
             return ()
-        if not fresh:
-            with self._lock:
-                cached = self._listings.get(name)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-        versions = self._scan_versions(name)
-        with self._lock:
-            self._listings[name] = (key, versions)
-        return versions
+        if fresh:
+            versions = self._scan_versions(name)
+            self._listings.put(name, key, versions)
+            return versions
+        return self._listings.get(name, key, lambda: self._scan_versions(name))
 
     def _state_sig(self, name: str) -> _StatSig | None:
         try:
