@@ -187,16 +187,33 @@ def assert_every_control_labelled(page: Page) -> None:
     assert unlabelled == []
 
 
+@contextlib.contextmanager
+def dashboard_page(browser: Browser, url: str, watch: ConsoleWatch, viewport: dict[str, int] = DESKTOP,
+                   failure_shot: str | None = None) -> Iterator[Page]:
+    """The page at ``url`` in a new browser context, watched by ``watch``; when the block fails, a screenshot of
+    every open page as it was (``failure_shot``); the context is closed whatever happens."""
+    context = browser.new_context(viewport=viewport, reduced_motion="reduce")
+    try:
+        page = context.new_page()
+        watch.attach(page)
+        page.goto(url)
+        yield page
+    except Exception:
+        if failure_shot is not None:
+            for open_page in context.pages:
+                with contextlib.suppress(Error):
+                    open_page.screenshot(path=ARTIFACTS / failure_shot, full_page=True)
+        raise
+    finally:
+        context.close()
+
+
 # -- the test -----------------------------------------------------------------------------------------
 def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Client) -> None:
     names, features, labels = validation_set(api)
     card = api.get(f"/models/{DEMO}/versions/1").raise_for_status().json()
     watch = ConsoleWatch()
-    context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
-    try:
-        page = context.new_page()
-        watch.attach(page)
-        page.goto(f"{server.url}/")
+    with dashboard_page(browser, f"{server.url}/", watch, failure_shot="failure.png") as page:
         expect(page).to_have_title(re.compile("logreg-service"))
 
         # Pick the demo model; its card shows what it learned.
@@ -412,24 +429,13 @@ def test_dashboard_in_chromium(server: Server, browser: Browser, api: httpx.Clie
         page.get_by_test_id("explorer").evaluate("(e) => e.scrollIntoView({block: 'start'})")
         page.screenshot(path=ARTIFACTS / "phone-explorer.png")
         full_page_screenshot(page, "phone-full.png")
-    except Exception:
-        for open_page in context.pages:  # the page as it was when the test failed
-            with contextlib.suppress(Error):
-                open_page.screenshot(path=ARTIFACTS / "failure.png", full_page=True)
-        raise
-    finally:
-        context.close()
     assert watch.errors == []
 
 
 def test_training_as_background_job(server: Server, browser: Browser, api: httpx.Client) -> None:
     """A background training from the panel: its phase and a moving progress bar, then the new version."""
     watch = ConsoleWatch()
-    context = browser.new_context(viewport=DESKTOP, reduced_motion="reduce")
-    try:
-        page = context.new_page()
-        watch.attach(page)
-        page.goto(f"{server.url}/")
+    with dashboard_page(browser, f"{server.url}/", watch, failure_shot="failure-background.png") as page:
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         page.get_by_label("API key").fill(API_KEY)
         page.get_by_role("button", name="Use key").click()
@@ -475,13 +481,6 @@ def test_training_as_background_job(server: Server, browser: Browser, api: httpx
         trained = api.get("/models/bc-background/versions/1").raise_for_status().json()
         assert trained["params"]["solver"] == "sgd" and trained["params"]["learning_rate"] == 1e-5
         assert trained["params"]["max_iter"] == 6000
-    except Exception:
-        for open_page in context.pages:
-            with contextlib.suppress(Error):
-                open_page.screenshot(path=ARTIFACTS / "failure-background.png", full_page=True)
-        raise
-    finally:
-        context.close()
     assert watch.errors == []
 
 
@@ -490,11 +489,7 @@ def test_dashboard_with_protected_reads(protected_server: Server, browser: Brows
     watch = ConsoleWatch()
     watch.allow_http_error(401, "/models")
     watch.allow_http_error(403, "/models")
-    context = browser.new_context(viewport=PHONE, reduced_motion="reduce")
-    try:
-        page = context.new_page()
-        watch.attach(page)
-        page.goto(f"{protected_server.url}/")
+    with dashboard_page(browser, f"{protected_server.url}/", watch, viewport=PHONE) as page:
         status = page.get_by_test_id("status")
         expect(status).to_contain_text("needs an API key")
         expect(status).to_have_attribute("data-kind", "error")
@@ -507,6 +502,4 @@ def test_dashboard_with_protected_reads(protected_server: Server, browser: Brows
         expect(page.get_by_test_id("card-title")).to_have_text(f"{DEMO} · version 1")
         expect(page.get_by_test_id("cm-1-1")).not_to_have_text("0")
         assert page.get_by_label("API key").input_value() == ""  # the field is cleared; the key stays in the tab
-    finally:
-        context.close()
     assert watch.errors == []
