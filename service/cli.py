@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from .config import Settings
 from .data.sources import open_files
 from .data.tables import read_labelled_csv, read_table
-from .domain import TrainParams
+from .domain import EncodingParams, TrainParams
 from .errors import LogregError
-from .services.scoring import predict, predict_proba
+from .services.scoring import model_columns, predict, predict_proba
 from .services.training import TrainingProgress, read_training_table, train_and_store
 from .store.registry import ModelRegistry
 
@@ -163,14 +163,17 @@ class TerminalProgress(TrainingProgress):
 
 def cmd_train(args: argparse.Namespace) -> int:
     params = TrainParams.model_validate(dict(args.param or []))
+    encoding = EncodingParams.model_validate(dict(args.encoding or []) | (
+        {"categorical": args.categorical} if args.categorical else {}))
     settings = Settings()
     files = open_files(args.source, args.format, roots=None, s3_endpoint_url=settings.s3_endpoint_url)
     shown = not args.quiet and sys.stderr.isatty()
     progress = TerminalProgress() if shown else TrainingProgress()
     try:
-        X, y, names = read_training_table(files, args.target, args.features, None, progress)
+        data = read_training_table(files, args.target, args.features, None, progress, encoding)
         report = train_and_store(
-            _registry(args), args.model, X, y, feature_names=names, params=params.model_dump(),
+            _registry(args), args.model, data.X, data.y, feature_names=data.names, columns=data.columns,
+            encoding=encoding, params=params.model_dump(),
             validation_fraction=args.validation_fraction, description=args.description,
             tags={"source": args.source if "://" in args.source else Path(args.source).name},
             calibration=args.calibration, progress=progress,
@@ -199,7 +202,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     loaded = _registry(args).load(args.model, args.version)
     files = open_files(args.file, args.format, roots=None, s3_endpoint_url=Settings().s3_endpoint_url)
-    X = read_table(files, target=None, features=loaded.metadata.feature_names, ignore_extra=True).X
+    X = read_table(files, target=None, features=loaded.metadata.feature_names, ignore_extra=True,
+                   columns=model_columns(loaded)).X
     proba = predict_proba(loaded, X)
     labels, _, _ = predict(loaded, X, args.threshold)
     classes = loaded.model.classes_.tolist()
@@ -235,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help="model name")
     train.add_argument("--param", action="append", type=_param, metavar="KEY=VALUE",
                        help="engine hyperparameter, e.g. --param C=0.5 --param solver=newton")
+    train.add_argument("--categorical", type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+                       help="comma-separated columns to read as categories even when they hold numbers")
+    train.add_argument("--encoding", action="append", type=_param, metavar="KEY=VALUE",
+                       help="mixed-type tables: impute=mean, missing_indicator=true, min_frequency=10, "
+                       "max_categories=20, unknown=infrequent, missing_category=most_frequent (repeatable)")
     train.add_argument("--validation-fraction", type=float, default=0.2)
     train.add_argument("--calibration", choices=("none", "platt", "isotonic"), default="none",
                        help="binary models: calibrate probabilities on the validation split")

@@ -164,6 +164,61 @@ class TrainParams(BaseModel):
         return self
 
 
+# -- mixed-type tables -------------------------------------------------------------------------------
+#: How a column of the caller's table enters the model.
+ColumnKind = Literal["numeric", "boolean", "categorical"]
+COLUMN_KINDS: tuple[str, ...] = ("numeric", "boolean", "categorical")
+#: Most columns a categorical column may expand to (its levels, plus the infrequent group).
+MAX_CATEGORIES_PER_COLUMN = 100_000
+
+
+class EncodingParams(BaseModel):
+    """How a table with text categories, booleans and empty cells becomes the model's input; stored with the
+    version and applied to every prediction. Used when the table needs it (a text or boolean column, an empty
+    cell) or when any field here is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categorical: list[str] = Field(
+        default_factory=list, max_length=10_000,
+        description="Columns to read as categories even when they hold numbers (zip codes, product ids).")
+    column_types: dict[str, ColumnKind] = Field(
+        default_factory=dict, description="Per-column override of the inferred kind: numeric, boolean, categorical.")
+    impute: Literal["median", "mean"] = Field(
+        "median", description="What a missing number (or boolean) becomes: the training median or mean.")
+    missing_indicator: bool = Field(
+        False, description="Add a 0/1 column per numeric column that had missing values in training.")
+    missing_category: Literal["level", "most_frequent"] = Field(
+        "level", description="A missing category: a level of its own, or the most frequent category.")
+    min_frequency: float | None = Field(
+        None, gt=0, description="Categories seen fewer times (an integer count, or a share below 1) are grouped "
+        "into one 'infrequent' column.")
+    max_categories: int | None = Field(
+        None, ge=2, le=MAX_CATEGORIES_PER_COLUMN,
+        description="At most this many columns per categorical column, the 'infrequent' group included.")
+    unknown: Literal["ignore", "infrequent"] = Field(
+        "ignore", description="A category not seen in training: all zeros, or the 'infrequent' column when there "
+        "is one. Either way it is counted in the drift statistics and the X-Unknown-Categories header.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EncodingParams:
+        if self.min_frequency is not None and self.min_frequency >= 1 and self.min_frequency != int(self.min_frequency):
+            raise ValueError(f"min_frequency is a count (an integer >= 1) or a share (< 1), got {self.min_frequency}")
+        clash = sorted(c for c in self.categorical if self.column_types.get(c, "categorical") != "categorical")
+        if clash:
+            raise ValueError(f"column(s) {preview(clash)} are both in `categorical` and typed otherwise in "
+                             "`column_types`")
+        return self
+
+    def declared(self) -> dict[str, str]:
+        """The kinds the caller named, per column."""
+        return {**dict.fromkeys(self.categorical, "categorical"), **self.column_types}
+
+    def given(self) -> bool:
+        """Whether the caller set any field (then the table is encoded even when plain numbers)."""
+        return bool(self.model_fields_set)
+
+
 # -- the registry's records ---------------------------------------------------------------------------
 class RegistryState(BaseModel):
     """``<model>/model.json``: the next version number, the aliases and the stored thresholds."""
@@ -229,6 +284,8 @@ class VersionMetadata(BaseModel):
     alpha: float | None = None
     standardization: dict[str, list[float]] | None = None
     validation_sample: ValidationSample | None = None
+    encoding: dict[str, Any] | None = Field(
+        None, description="A mixed-type table's preprocessing: each column's kind and encoding, and its parameters.")
     # from the model's state when read
     aliases: list[str] = Field(default_factory=list)
     threshold: float | None = None

@@ -8,6 +8,7 @@ bulky ``features`` / ``records`` / ``labels`` bypass it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from ..data.columns import Columns
 from ..data.tables import read_feature_csv
 from ..errors import InvalidInputError
 
@@ -67,14 +69,16 @@ def is_csv_type(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in CSV_MEDIA_TYPES
 
 
-async def read_csv_matrix(request: Request, feature_names: Sequence[str], max_rows: int | None) -> np.ndarray:
-    """A CSV body as rows in the model's feature order (the header names the columns), or a 422 that says why not."""
+async def read_csv_matrix(request: Request, feature_names: Sequence[str], max_rows: int | None,
+                          columns: Columns | None = None) -> np.ndarray:
+    """A CSV body as rows in the model's feature order (the header names the columns), or a 422 that says why not;
+    ``columns``: a mixed-type model's (text, booleans and empty cells read as its columns' kinds)."""
     raw = await request.body()
     if not raw:
         raise InvalidInputError("the request body is empty: send a CSV with a header row and data rows")
     if len(raw) < _INLINE_PARSE_BYTES:
-        return read_feature_csv(raw, feature_names, max_rows)
-    return await run_in_threadpool(read_feature_csv, raw, feature_names, max_rows)
+        return read_feature_csv(raw, feature_names, max_rows, columns=columns)
+    return await run_in_threadpool(partial(read_feature_csv, columns=columns), raw, feature_names, max_rows)
 
 
 def validate_envelope(model: type[M], obj: dict[str, Any]) -> tuple[M, dict[str, Any]]:

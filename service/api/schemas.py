@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ..domain import ALIAS_PATTERN, JOB_ID_PATTERN, MODEL_NAME_PATTERN, Label, TrainParams
+from ..domain import ALIAS_PATTERN, JOB_ID_PATTERN, MODEL_NAME_PATTERN, EncodingParams, Label, TrainParams
 
 ModelName = Annotated[
     str,
@@ -34,14 +34,18 @@ VersionRef = Annotated[
         examples=[1, "production"],
     ),
 ]
+#: A cell: a number; for a model trained on a mixed-type table also text (a category), a boolean or null (missing).
+Cell = float | str | bool | None
 FeatureRows = Annotated[
-    list[list[float]] | None,
-    Field(description="Rows of numbers, one per sample, in the model's feature order.",
+    list[list[Cell]] | None,
+    Field(description="Rows of values, one per sample, in the model's feature order: numbers, and for a model "
+          "trained on a mixed-type table also text categories, booleans and nulls (missing).",
           examples=[[[1.0, 2.0, 3.0]]]),
 ]
 Records = Annotated[
-    list[dict[str, float]] | None,
-    Field(description="Objects `{feature_name: number}`, matched to the model's features by name.",
+    list[dict[str, Cell]] | None,
+    Field(description="Objects `{feature_name: value}`, matched to the model's features by name (values as in "
+          "`features`).",
           examples=[[{"radius": 14.1, "texture": 19.3}]]),
 ]
 
@@ -78,6 +82,10 @@ class TrainRequest(_Strict):
         None, description="Names of the columns of `features` (default x0, x1, ...)."
     )
     params: TrainParams = Field(default_factory=TrainParams)
+    encoding: EncodingParams = Field(
+        default_factory=EncodingParams,
+        description="Mixed-type tables: how text categories, booleans and missing cells are encoded. A table with "
+        "any of them is encoded with the defaults; plain numbers train as they are unless a field here is set.")
     validation_fraction: float = Field(
         0.2, ge=0, le=0.9, description="Stratified, seeded hold-out share for validation metrics; 0 disables."
     )

@@ -7,7 +7,7 @@ import contextlib
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,12 +18,18 @@ from numpy.typing import NDArray
 
 from ..domain import preview
 from ..errors import InvalidInputError
+from .columns import Columns, arrow_kind
 from .sink import Limits, Progress, Sink, first_non_finite, select_columns
+
+#: How a read turns cells into values: strict numbers (None), a model's columns, or declared kinds to infer the
+#: rest (see :func:`read_csv`).
+Plan = Columns | Mapping[str, str] | None
 
 #: Bytes of CSV text parsed per record batch (about 20 000 rows of 50 numbers).
 CSV_BLOCK_BYTES = 1 << 20
 
-_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: invalid value", re.S)
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value", re.S)
+_BOOLEANS = {"true", "false", "1", "0"}
 
 
 def _header(opener: Callable[[], Any]) -> list[str]:
@@ -34,10 +40,27 @@ def _header(opener: Callable[[], Any]) -> list[str]:
         return [name.strip() for name in reader.schema.names]
 
 
+def _inferred_kinds(opener: Callable[[], Any], file_names: list[str], names: list[str], where: str) -> dict[str, str]:
+    """The kind of each feature column from the types Arrow infers on the first block of text."""
+    with contextlib.closing(opener()) as stream, _csv_errors(opener, file_names):
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(column_names=file_names, skip_rows=1, block_size=CSV_BLOCK_BYTES,
+                                          use_threads=False),
+            convert_options=pcsv.ConvertOptions(include_columns=names, null_values=[""], strings_can_be_null=True),
+        )
+        schema = reader.schema
+    return {n: arrow_kind(schema.field(n).type, n, where) for n in names}
+
+
 def read_csv(
     opener: Callable[[], Any], total_bytes: int, target: str | None, features: Sequence[str] | None,
     ignore_extra: bool, limits: Limits, sink: Sink | None, progress: Progress | None, where: str,
+    plan: Plan = None,
 ) -> Sink:
+    """Read one CSV into ``sink`` (a new one when None). ``plan``: None reads every feature as a number and refuses
+    empty cells; a :class:`Columns` reads each column as its kind (a model's encoding); a mapping of declared
+    kinds infers the others from the first block (training on a mixed-type table)."""
     columns = _header(opener)
     if sink is not None and columns != sink.columns:
         raise InvalidInputError(f"{where} has other columns than the first file: {preview(columns)}")
@@ -47,13 +70,18 @@ def read_csv(
         raise InvalidInputError(f"{where}'s header has a column without a name (column {unnamed[0] + 1})")
     named = columns[:-1] if trailing else columns
     names = select_columns(named, target, features, ignore_extra, where)
+    file_names = [c if c else f"__unnamed_{j}" for j, c in enumerate(columns)]
     if sink is None:
         sink = Sink(names, columns, limits)
+        if isinstance(plan, Columns):
+            sink.kinds = plan
+        elif plan is not None:
+            sink.kinds = Columns.settle(names, plan, _inferred_kinds(opener, file_names, names, where))
+    kinds = sink.kinds
     keep = [*names, *([target] if target is not None else [])]
-    types = {n: pa.float64() for n in names}
+    types = {n: pa.float64() for n in names} if kinds is None else kinds.arrow_types()
     if target is not None:
         types[target] = pa.string()
-    file_names = [c if c else f"__unnamed_{j}" for j, c in enumerate(columns)]
     if trailing:
         keep.append(file_names[-1])
         types[file_names[-1]] = pa.string()
@@ -65,15 +93,15 @@ def read_csv(
 
     position = {c: j for j, c in enumerate(file_names)}
     at = "CSV" if where == "the CSV" else where  # several files: name the one at fault
-    with contextlib.closing(opener()) as stream, _csv_errors(opener, file_names, invalid, at):
+    with contextlib.closing(opener()) as stream, _csv_errors(opener, file_names, invalid, at, kinds is not None):
         reader = pcsv.open_csv(
             stream,
             read_options=pcsv.ReadOptions(column_names=file_names, skip_rows=1, block_size=CSV_BLOCK_BYTES,
                                           use_threads=False),
             parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid_row),
             convert_options=pcsv.ConvertOptions(
-                column_types=types, include_columns=keep, null_values=[], strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                column_types=types, include_columns=keep, null_values=[] if kinds is None else [""],
+                strings_can_be_null=kinds is not None, quoted_strings_can_be_null=False,
             ),
         )
         first = True
@@ -84,8 +112,12 @@ def read_csv(
             if first and total_bytes:  # one batch is one block of text: size the matrix for the whole source
                 sink.reserve(start + int(total_bytes / CSV_BLOCK_BYTES * batch.num_rows * 1.05) + 1)
                 first = False
-            values = [batch.column(n).to_numpy() for n in names]
-            bad = first_non_finite(values)
+            if kinds is not None:
+                values = [kinds.from_arrow(n, batch.column(n), at) for n in names]
+                bad = None
+            else:
+                values = [batch.column(n).to_numpy() for n in names]
+                bad = first_non_finite(values)
             if bad is not None:
                 row, j = bad
                 line, text = _locate(opener, sink.rows - start + row, position[names[j]])
@@ -107,7 +139,8 @@ def _tell(stream: Any) -> int:
 
 @contextlib.contextmanager
 def _csv_errors(
-    opener: Callable[[], Any], file_names: Sequence[str], invalid: list[Any] | None = None, at: str = "CSV"
+    opener: Callable[[], Any], file_names: Sequence[str], invalid: list[Any] | None = None, at: str = "CSV",
+    mixed: bool = False,
 ) -> Iterator[None]:
     """pyarrow's CSV errors as the service's, naming the line and the column."""
     try:
@@ -127,8 +160,18 @@ def _csv_errors(
         match = _CONVERSION.search(message)
         if match is not None and file_names:
             j = int(match.group(1))
-            line, text = _locate(opener, 0, j, bad=_not_a_number)
-            raise InvalidInputError(f"{at} line {line}, column {file_names[j]!r}: {text!r} is not a number") from None
+            if match.group(2) == "bool":
+                line, text = _locate(opener, 0, j, bad=lambda t: t != "" and t.lower() not in _BOOLEANS)
+                problem = "is not true or false"
+            else:
+                line, text = _locate(opener, 0, j, bad=lambda t: _not_a_number(t) and not (mixed and t == ""))
+                problem = "is not a number"
+            hint = ""
+            if mixed:
+                hint = ("; the column's kind was read from its first rows: name it in `encoding.categorical` to "
+                        "read it as categories") if match.group(2) != "string" else ""
+            raise InvalidInputError(f"{at} line {line}, column {file_names[j]!r}: {text!r} {problem}{hint}",
+                                    {"column": file_names[j]}) from None
         if "Empty CSV file" in message:
             raise InvalidInputError("the CSV is empty: it needs a header row and data rows") from None
         raise InvalidInputError(f"the CSV cannot be parsed: {message}") from None

@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 
 from ..domain import preview
 from ..errors import InvalidInputError, LimitExceededError
+from .columns import Columns, json_kind
 
 
 def check_row_limit(rows: int, limit: int | None, field: str | None = None) -> None:
@@ -38,8 +39,12 @@ def check_matrix_size(
         )
 
 
-def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "features") -> NDArray[np.float64]:
-    """A finite 2-D float64 matrix from JSON rows of numbers, with errors that name the bad row."""
+def rows_to_matrix(features: Any, max_rows: int | None = None, field: str = "features",
+                   columns: Columns | None = None) -> NDArray[np.float64]:
+    """A finite 2-D float64 matrix from JSON rows of numbers, with errors that name the bad row; with a mixed-type
+    model's ``columns``, rows of the caller's values (text, booleans, nulls) in the model's column order."""
+    if columns is not None:
+        return columns.json_matrix(_row_columns(features, field, max_rows, len(columns.names)), f"`{field}`")
     if not isinstance(features, list):
         raise InvalidInputError(f"`{field}` must be a list of rows (lists of numbers)", {"field": field})
     if len(features) == 0:
@@ -112,10 +117,75 @@ def _describe_bad_rows(rows: list[Any], field: str) -> str | None:
     return None
 
 
+def _row_columns(rows: Any, field: str, max_rows: int | None, width: int | None) -> list[list[Any]]:
+    """JSON rows (lists of values of any kind) as columns, after checking they form a table."""
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInputError(f"`{field}` must be a non-empty list of rows", {"field": field})
+    check_row_limit(len(rows), max_rows, field)
+    first = len(rows[0]) if isinstance(rows[0], list) else -1
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InvalidInputError(f"`{field}` row {i} is {type(row).__name__}, not a list", {"field": field})
+        if len(row) != first:
+            raise InvalidInputError(f"`{field}` rows must all have the same length: row 0 has {first}, row {i} "
+                                    f"has {len(row)}", {"field": field})
+    if first == 0:
+        raise InvalidInputError(f"`{field}` rows are empty: each row needs at least one value", {"field": field})
+    if width is not None and first != width:
+        raise InvalidInputError(f"rows have {first} values but the model expects {width} columns",
+                                {"expected": width, "got": first})
+    return [list(c) for c in zip(*rows, strict=True)]
+
+
+def _record_columns(records: Any, feature_names: Sequence[str], field: str, max_rows: int | None
+                    ) -> list[list[Any]]:
+    """JSON records as columns in ``feature_names`` order; every record names exactly those columns."""
+    if not isinstance(records, list) or not records:
+        raise InvalidInputError(f"`{field}` must be a non-empty list of objects", {"field": field})
+    check_row_limit(len(records), max_rows, field)
+    expected = set(feature_names)
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise InvalidInputError(f"`{field}` item {i} is {type(rec).__name__}, not an object")
+        if rec.keys() != expected:
+            missing, unknown, problem = _name_mismatch(rec.keys(), expected)
+            raise InvalidInputError(f"`{field}` item {i}: {problem}", {"row": i, "missing": missing,
+                                                                      "unknown": unknown})
+    return [[rec[name] for rec in records] for name in feature_names]
+
+
+def training_columns(
+    features: Any, records: Any, feature_names: Sequence[str] | None, declared: Mapping[str, str]
+) -> tuple[NDArray[np.float64], list[str], Columns]:
+    """A mixed-type training table from JSON rows or records: the values, the column names and how each column
+    became values (kinds declared, or inferred from the JSON types)."""
+    if (features is None) == (records is None):
+        raise InvalidInputError("give exactly one of `features` (rows) and `records` (objects)")
+    if features is not None:
+        cols = _row_columns(features, "features", None, None)
+        names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(len(cols))]
+        if len(names) != len(cols):
+            raise InvalidInputError(f"{len(names)} feature names for {len(cols)} columns; give one name per column")
+        field = "`features`"
+    else:
+        if feature_names is None:
+            raise InvalidInputError("`records` need feature names: give `feature_names` or send `features`")
+        names = list(feature_names)
+        cols = _record_columns(records, names, "records", None)
+        field = "`records`"
+    columns = Columns.settle(names, declared, {n: json_kind(c, n, field) if n not in declared else declared[n]
+                                               for n, c in zip(names, cols, strict=True)})
+    return columns.json_matrix(cols, field), names, columns
+
+
 def records_to_matrix(
-    records: Any, feature_names: Sequence[str], max_rows: int | None = None, field: str = "records"
+    records: Any, feature_names: Sequence[str], max_rows: int | None = None, field: str = "records",
+    columns: Columns | None = None,
 ) -> NDArray[np.float64]:
-    """Rows from ``{feature_name: number}`` objects, ordered by ``feature_names``; names must match exactly."""
+    """Rows from ``{feature_name: number}`` objects, ordered by ``feature_names``; names must match exactly.
+    With a mixed-type model's ``columns``, values of any kind (text, booleans, nulls)."""
+    if columns is not None:
+        return columns.json_matrix(_record_columns(records, feature_names, field, max_rows), f"`{field}`")
     if not isinstance(records, list) or not records:
         raise InvalidInputError(f"`{field}` must be a non-empty list of objects", {"field": field})
     check_row_limit(len(records), max_rows, field)
@@ -135,11 +205,20 @@ def records_to_matrix(
 
 
 def columns_to_matrix(
-    columns: Mapping[str, Any], feature_names: Sequence[str], max_rows: int | None = None, field: str = "inputs"
+    columns: Mapping[str, Any], feature_names: Sequence[str], max_rows: int | None = None, field: str = "inputs",
+    kinds: Columns | None = None,
 ) -> NDArray[np.float64]:
-    """Rows from ``{feature: [values]}`` columns of equal length, in the model's feature order."""
+    """Rows from ``{feature: [values]}`` columns of equal length, in the model's feature order (with a
+    mixed-type model's ``kinds``, values of any kind)."""
     if not columns:
         raise InvalidInputError(f"`{field}` has no columns", {"field": field})
+    if kinds is not None:
+        column_order(list(columns), feature_names, f"the columns of `{field}`")
+        lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+        if len(lengths) != 1 or -1 in lengths:
+            raise InvalidInputError(f"the columns of `{field}` must be lists of equal length", {"field": field})
+        check_row_limit(lengths.pop(), max_rows, field)
+        return kinds.json_matrix([columns[n] for n in feature_names], f"`{field}`")
     names = list(columns)
     X = rows_to_matrix([columns[n] for n in names], field=field).T  # columns must be equally long
     check_row_limit(X.shape[0], max_rows, field)
@@ -189,16 +268,17 @@ def column_order(columns: Sequence[str], feature_names: Sequence[str], source: s
 
 
 def input_matrix(
-    features: Any, records: Any, feature_names: Sequence[str] | None, max_rows: int | None = None
+    features: Any, records: Any, feature_names: Sequence[str] | None, max_rows: int | None = None,
+    columns: Columns | None = None,
 ) -> NDArray[np.float64]:
-    """The matrix from exactly one of ``features`` and ``records``."""
+    """The matrix from exactly one of ``features`` and ``records`` (``columns``: a mixed-type model's)."""
     if (features is None) == (records is None):
         raise InvalidInputError("give exactly one of `features` (rows) and `records` (objects)")
     if features is not None:
-        return rows_to_matrix(features, max_rows)
+        return rows_to_matrix(features, max_rows, columns=columns)
     if feature_names is None:
         raise InvalidInputError("`records` need feature names: give `feature_names` or send `features`")
-    return records_to_matrix(records, feature_names, max_rows)
+    return records_to_matrix(records, feature_names, max_rows, columns=columns)
 
 
 def labels_array(labels: Any, n_rows: int) -> NDArray[Any]:

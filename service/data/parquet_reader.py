@@ -16,7 +16,8 @@ from numpy.typing import NDArray
 
 from ..domain import preview
 from ..errors import InvalidInputError
-from .csv_reader import csv_labels
+from .columns import Columns, arrow_kind
+from .csv_reader import Plan, csv_labels
 from .sink import Limits, Progress, Sink, Table, first_non_finite, select_columns
 from .sources import Files
 
@@ -26,7 +27,7 @@ PARQUET_BATCH_ROWS = 65_536
 
 def read_parquet(
     files: Files, target: str | None, features: Sequence[str] | None, ignore_extra: bool, limits: Limits,
-    progress: Progress | None,
+    progress: Progress | None, plan: Plan = None,
 ) -> Table:
     import pyarrow.parquet as pq  # here: only Parquet sources need it
 
@@ -44,14 +45,21 @@ def read_parquet(
             raise InvalidInputError(f"{path} has other columns or types than the first part: "
                                     f"{preview([f'{f.name}: {f.type}' for f in meta.schema.to_arrow_schema()])}")
     names = select_columns(list(schema.names), target, features, ignore_extra, where)
-    for name in names:
-        kind = schema.field(name).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
-            raise InvalidInputError(f"column {name!r} of {where} holds {kind}, not numbers", {"column": name})
+    kinds = None
+    if isinstance(plan, Columns):
+        kinds = plan
+    elif plan is not None:
+        kinds = Columns.settle(names, plan, {n: arrow_kind(schema.field(n).type, n, where) for n in names})
+    else:
+        for name in names:
+            kind = schema.field(name).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
+                raise InvalidInputError(f"column {name!r} of {where} holds {kind}, not numbers", {"column": name})
     total = sum(meta.num_rows for meta in metadata)
     # The sink keeps the label chunks as they come; they are made an array by _parquet_labels, which knows
     # Parquet's types (the CSV path's _labels takes strings only).
     sink = Sink(names, list(schema.names), limits)
+    sink.kinds = kinds
     sink.reserve(total)
     columns = [*names, *([target] if target is not None else [])]
     for path in files.paths:
@@ -70,6 +78,9 @@ def _append_batch(sink: Sink, batch: pa.RecordBatch, names: Sequence[str], targe
     values = []
     for name in names:
         column = batch.column(name)
+        if sink.kinds is not None:
+            values.append(sink.kinds.from_arrow(name, column, f"{where}, rows from {sink.rows + 1}"))
+            continue
         if column.null_count:
             row = sink.rows + int(pc.index(pc.is_null(column), True).as_py())
             raise InvalidInputError(f"{where}, row {row + 1}, column {name!r}: the value is missing")

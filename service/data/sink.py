@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from ..domain import preview
 from ..errors import InvalidInputError
+from .columns import Columns
 from .matrix import check_matrix_size, check_row_limit, column_order
 
 #: Called as ``progress(rows_read, bytes_read)`` after each batch.
@@ -21,11 +22,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """What a read gives: the features (float64, C order), the labels (ints, bools or strings) and the names."""
+    """What a read gives: the features (float64, C order), the labels (ints, bools or strings) and the names;
+    for a mixed-type read, how each column became numbers (:class:`~.columns.Columns`)."""
 
     X: NDArray[np.float64]
     labels: NDArray[Any] | None
     feature_names: list[str]
+    columns: Columns | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Sink:
         self._buffer = np.empty((len(names), 0))
         self.rows = 0
         self.labels: list[pa.Array] = []
+        self.kinds: Columns | None = None  # a mixed-type read: how cells become values, shared by every file
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` rows in all (growing by a quarter at least, so appends stay cheap), never
@@ -100,7 +104,7 @@ class Sink:
             raise InvalidInputError("the data has a header but no data rows")
         if self.X.shape[0] != self.rows:
             self.X.resize((self.rows, len(self.names)), refcheck=False)  # in place: frees the tail
-        return Table(self.X, labels, self.names)
+        return Table(self.X, labels, self.names, self.kinds)
 
 
 def select_columns(

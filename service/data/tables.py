@@ -12,7 +12,7 @@ answering mid-read is the service's error, not an ``OSError``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -20,7 +20,8 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from ..errors import DataAccessError, InvalidInputError, LogregError, SourceUnavailableError
-from .csv_reader import csv_labels, read_csv
+from .columns import Columns
+from .csv_reader import Plan, csv_labels, read_csv
 from .parquet_reader import read_parquet
 from .sink import Limits, Progress, Sink, Table
 from .sources import Files
@@ -35,20 +36,25 @@ __all__ = ["Limits", "Progress", "Table", "labelled", "read_csv_bytes", "read_cs
 # -- entry points -------------------------------------------------------------------------------------------
 def read_table(
     files: Files, *, target: str | None, features: Sequence[str] | None = None, ignore_extra: bool = False,
-    limits: Limits = NO_LIMITS, progress: Progress | None = None,
+    limits: Limits = NO_LIMITS, progress: Progress | None = None, declared: Mapping[str, str] | None = None,
+    columns: Columns | None = None,
 ) -> Table:
     """The table at ``files``: with ``target``, its labels too. ``features`` picks and orders the feature
     columns (default: every other column, in file order); with ``ignore_extra`` columns that are neither
-    are skipped, else they are refused by name."""
+    are skipped, else they are refused by name. Cells are numbers, and missing ones refused, unless the read
+    is of a mixed-type table: ``declared`` kinds (training: the others inferred from the data) or a model's
+    ``columns`` (scoring)."""
+    plan: Plan = columns if columns is not None else declared
     with source_errors(files.uri):
         if files.format == "parquet":
-            return read_parquet(files, target, features, ignore_extra, limits, progress)
+            return read_parquet(files, target, features, ignore_extra, limits, progress, plan)
         sink: Sink | None = None
         read_bytes = 0
         for path in files.paths:
             size = files.fs.size(path)
             sink = read_csv(_file_opener(files, path), size, target, features, ignore_extra, limits, sink,
-                            _offset(progress, read_bytes), where=path if len(files.paths) > 1 else "the CSV")
+                            _offset(progress, read_bytes), where=path if len(files.paths) > 1 else "the CSV",
+                            plan=plan)
             read_bytes += size
         assert sink is not None
         return _with_labels(sink, target)
@@ -56,7 +62,7 @@ def read_table(
 
 def read_csv_bytes(
     data: bytes | str, *, target: str | None, features: Sequence[str] | None = None, ignore_extra: bool = False,
-    limits: Limits = NO_LIMITS,
+    limits: Limits = NO_LIMITS, plan: Plan = None,
 ) -> Table:
     """A CSV held in memory (a request body)."""
     if isinstance(data, str):
@@ -64,16 +70,16 @@ def read_csv_bytes(
     if not data.strip():
         raise InvalidInputError("the CSV is empty: it needs a header row and data rows")
     sink = read_csv(lambda: pa.BufferReader(data), len(data), target, features, ignore_extra, limits, None, None,
-                    where="the CSV")
+                    where="the CSV", plan=plan)
     return _with_labels(sink, target)
 
 
 def read_csv_stream(
     open_stream: Callable[[], Any], size: int, *, target: str | None, limits: Limits = NO_LIMITS,
-    progress: Progress | None = None,
+    progress: Progress | None = None, plan: Plan = None,
 ) -> Table:
     """A CSV from a seekable binary stream (a spooled upload), reopened by ``open_stream`` as needed."""
-    sink = read_csv(open_stream, size, target, None, False, limits, None, progress, where="the CSV")
+    sink = read_csv(open_stream, size, target, None, False, limits, None, progress, where="the CSV", plan=plan)
     return _with_labels(sink, target)
 
 
@@ -152,9 +158,11 @@ def read_labelled_csv(data: bytes | str, target: str) -> tuple[NDArray[np.float6
 
 
 def read_feature_csv(
-    data: bytes | str, feature_names: Sequence[str], max_rows: int | None = None, *, ignore_extra: bool = False
+    data: bytes | str, feature_names: Sequence[str], max_rows: int | None = None, *, ignore_extra: bool = False,
+    columns: Columns | None = None,
 ) -> NDArray[np.float64]:
     """Rows to score, in the model's feature order, from a CSV whose header names the model's features in any
-    order; other columns are refused by name, or skipped with ``ignore_extra``."""
+    order; other columns are refused by name, or skipped with ``ignore_extra``. With a model's ``columns``
+    (a mixed-type model), cells are read as their columns' kinds and may be empty."""
     return read_csv_bytes(data, target=None, features=feature_names, ignore_extra=ignore_extra,
-                          limits=Limits(max_rows=max_rows)).X
+                          limits=Limits(max_rows=max_rows), plan=columns).X

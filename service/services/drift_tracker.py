@@ -45,6 +45,7 @@ class _Tracked:
     rows_counter: Any
     value_counters: dict[int, Any] = field(default_factory=dict)
     published_at: float = float("-inf")
+    unknown_categories: dict[str, int] = field(default_factory=dict)  # cells, per categorical column
 
 
 class DriftTracker:
@@ -98,12 +99,18 @@ class DriftTracker:
             return entry
         return entry
 
-    def observe(self, loaded: LoadedModel, X: NDArray[Any], serving: bool) -> int | None:
+    def observe(self, loaded: LoadedModel, X: NDArray[Any], serving: bool,
+                unknown: dict[str, int] | None = None) -> int | None:
         """Out-of-range rows of ``X`` for ``loaded``, or None when unknown (no statistics, wrong width).
-        Prediction traffic (``serving``) also counts them and feeds the PSI window."""
+        Prediction traffic (``serving``) also counts them and feeds the PSI window, and adds ``unknown``
+        (cells per categorical column with a category training never saw) to the version's totals."""
         entry = self.tracked(loaded.name, loaded.version, loaded.metadata)
         if entry is None or X.ndim != 2 or X.shape[1] != entry.state.ref.n_features:
             return None
+        if serving and unknown:
+            with self._lock:
+                for column, count in unknown.items():
+                    entry.unknown_categories[column] = entry.unknown_categories.get(column, 0) + count
         rows, per_feature, flushed = entry.state.observe(X, track=serving)
         if serving and per_feature is not None:
             entry.rows_counter.inc(rows)
@@ -170,5 +177,6 @@ class DriftTracker:
                 "rows": state.out_of_range_rows,
                 "values": {n: int(c) for n, c in zip(names, state.out_of_range_values.tolist(), strict=True)},
             },
+            "unknown_categories": dict(entry.unknown_categories),
             "training": metadata.feature_statistics,
         }

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.columns import Columns
+from ..data.encoding import EncodedModel
 from ..data.matrix import input_matrix, labels_array
 from ..domain import VersionMetadata, preview
 from ..engine import evaluation
@@ -21,6 +23,13 @@ from ..errors import InvalidInputError, NotFoundError
 from ..observability.prometheus import Monitoring
 from ..store.registry import LoadedModel, ModelRegistry
 from .drift_tracker import DriftTracker
+
+
+def model_columns(loaded: LoadedModel) -> Columns | None:
+    """How a request's cells become values for a mixed-type version (its kinds and categories); None for a
+    version trained on plain numbers, whose requests are numbers only."""
+    model = loaded.model
+    return model.columns() if isinstance(model, EncodedModel) else None
 
 
 def predict_proba(loaded: LoadedModel, X: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -146,7 +155,7 @@ class Scorer:
     def json_rows(self, loaded: LoadedModel, bulk: dict[str, Any]) -> NDArray[np.float64]:
         """The rows of a JSON scoring body (``features`` or ``records``), within the configured row limit."""
         return input_matrix(bulk.get("features"), bulk.get("records"), loaded.metadata.feature_names,
-                            self.max_predict_rows)
+                            self.max_predict_rows, columns=model_columns(loaded))
 
     def observe(self, fields: dict[str, Any], route: str, loaded: LoadedModel, X: NDArray[Any],
                 predicted: NDArray[np.intp] | None) -> None:
@@ -157,7 +166,13 @@ class Scorer:
         """
         fields["rows"] = int(X.shape[0])
         self.monitoring.rows_observed(route, X.shape[0])
-        out_of_range = self.drift.observe(loaded, X, serving=predicted is not None)
+        model = loaded.model
+        unknown = None
+        if isinstance(model, EncodedModel):
+            unknown = model.encoder.unknown_counts(X)
+            fields["unknown_categories"] = unknown
+            X = model.encoder.drift_view(X)
+        out_of_range = self.drift.observe(loaded, X, serving=predicted is not None, unknown=unknown)
         if out_of_range is not None:
             fields["out_of_range_rows"] = out_of_range
         if predicted is not None:

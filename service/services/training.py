@@ -11,15 +11,26 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.columns import Columns
+from ..data.encoding import EncodedModel, TableEncoder, fit_encoder, raw_coefficients
 from ..data.matrix import check_matrix_size
 from ..data.sources import Files
-from ..data.tables import Limits, labelled, read_table
-from ..domain import MAX_HISTORY_POINTS, MAX_VALIDATION_SAMPLE, JobState, label_key, preview, utc_now
+from ..data.tables import Limits, read_table
+from ..domain import (
+    MAX_HISTORY_POINTS,
+    MAX_VALIDATION_SAMPLE,
+    EncodingParams,
+    JobState,
+    label_key,
+    preview,
+    utc_now,
+)
 from ..engine import LogisticRegression, evaluation, stratified_split
 from ..engine.calibration import calibrate
 from ..engine.logistic import DEFAULT_MAX_ITER, column_stats
@@ -57,14 +68,20 @@ def engine_params(params: dict[str, Any], classes: NDArray[Any]) -> dict[str, An
     return out
 
 
-def coefficient_table(model: LogisticRegression, names: Sequence[str]) -> tuple[dict[str, Any], dict[str, float]]:
-    """Coefficients by class and feature name, and intercepts by class (binary: the positive class)."""
-    rows = model.classes_[1:] if model.coef_.shape[0] == 1 else model.classes_
+def coefficient_table(model: LogisticRegression, names: Sequence[str], encoder: TableEncoder | None = None
+                      ) -> tuple[dict[str, Any], dict[str, float]]:
+    """Coefficients by class and feature name, and intercepts by class (binary: the positive class); for an
+    encoded table, by output column (``age``, ``plan=basic``) in the caller's units."""
+    coef, intercept = model.coef_, model.intercept_
+    if encoder is not None:
+        coef, intercept = raw_coefficients(encoder, coef, intercept)
+        names = encoder.output_names()
+    rows = model.classes_[1:] if coef.shape[0] == 1 else model.classes_
     coefs = {
         label_key(c): dict(zip(names, map(float, row), strict=True))
-        for c, row in zip(rows, model.coef_, strict=True)
+        for c, row in zip(rows, coef, strict=True)
     }
-    intercepts = {label_key(c): float(b) for c, b in zip(rows, model.intercept_, strict=True)}
+    intercepts = {label_key(c): float(b) for c, b in zip(rows, intercept, strict=True)}
     return coefs, intercepts
 
 
@@ -95,13 +112,47 @@ def split_rows_in_place(
 
 
 def read_training_table(
-    files: Files, target: str, features: Sequence[str] | None, max_bytes: int | None, progress: TrainingProgress
-) -> tuple[NDArray[np.float64], NDArray[Any], list[str]]:
+    files: Files, target: str, features: Sequence[str] | None, max_bytes: int | None, progress: TrainingProgress,
+    encoding: EncodingParams | None = None,
+) -> TrainingSet:
     """Read a training table (the ``reading`` phase), telling ``progress`` of the rows and bytes as they come."""
     progress.phase("reading", bytes_total=files.total_bytes, source=files.uri)
     table = read_table(files, target=target, features=features, ignore_extra=features is not None,
-                       limits=Limits(max_bytes=max_bytes), progress=progress.read)
-    return labelled(table)
+                       limits=Limits(max_bytes=max_bytes), progress=progress.read,
+                       declared=(encoding or EncodingParams()).declared())
+    assert table.labels is not None
+    return TrainingSet(table.X, table.labels, table.feature_names, table.columns)
+
+
+@dataclass
+class TrainingSet:
+    """The rows to train on: the caller's columns as values (:mod:`service.data.columns`; plain numbers when
+    ``columns`` is None), the labels and the column names."""
+
+    X: NDArray[np.float64]
+    y: NDArray[Any]
+    names: list[str]
+    columns: Columns | None = None
+
+
+def needs_encoding(X: NDArray[np.float64], columns: Columns | None, encoding: EncodingParams | None) -> bool:
+    """Whether a table is trained through an encoding: it has a non-numeric column or a missing cell, or the
+    caller set the encoding; plain numbers train as they are."""
+    if columns is None:
+        return False
+    if encoding is not None and encoding.given():
+        return True
+    if any(kind != "numeric" for kind in columns.kinds.values()):
+        return True
+    return bool(np.isnan(X).any())
+
+
+def encoded_size(encoder: TableEncoder, rows: int) -> tuple[int, int]:
+    """What the encoded training matrix takes, as (rows, float64-equivalent columns) for the size limit."""
+    if not encoder.sparse:
+        return rows, encoder.width
+    per_row = len(encoder.numeric) + encoder.n_indicators + len(encoder.categorical)
+    return rows, (per_row * 12 + 8 + 7) // 8
 
 
 def train_and_store(
@@ -119,10 +170,14 @@ def train_and_store(
     max_iter_limit: int | None = None,
     progress: TrainingProgress | None = None,
     calibration: str = "none",
+    columns: Columns | None = None,
+    encoding: EncodingParams | None = None,
 ) -> dict[str, Any]:
     """Fit a model on ``X, y``, evaluate it on a held-out split, store it as a new version, and return
     the training report (also kept in the version's metadata). ``progress`` hears of each phase and each
-    iteration, and may stop the fit by raising.
+    iteration, and may stop the fit by raising. With ``columns`` (how the caller's columns became ``X``), a
+    table with categories or missing cells is trained through an encoding fitted on the training split and
+    stored with the version (:mod:`service.data.encoding`).
 
     ``X`` is split in place (its rows reordered, training rows first), so training costs no copy of the
     matrix: the caller hands it over and does not use it afterwards.
@@ -140,8 +195,14 @@ def train_and_store(
         raise InvalidInputError(f"feature names repeat: {preview(sorted({v for v in names if names.count(v) > 1}))}")
     if y.shape[0] != n:
         raise InvalidInputError(f"{n} rows but {y.shape[0]} labels: give one label per row")
+    encoded = needs_encoding(X, columns, encoding)
     with np.errstate(over="ignore", invalid="ignore"):
-        spread = column_stats(X)[1]  # in blocks of rows: no copy of X
+        if encoded:  # missing cells are NaN; categories are codes and cannot overflow
+            assert columns is not None
+            spread = np.array([np.nanstd(X[:, j]) if columns.kind(name) == "numeric" else 0.0
+                               for j, name in enumerate(columns.names)])
+        else:
+            spread = column_stats(X)[1]  # in blocks of rows: no copy of X
     if not np.isfinite(spread).all():
         cols = [names[j] for j in np.flatnonzero(~np.isfinite(spread))]
         raise InvalidInputError(f"column(s) {preview(cols)} hold values too large to train on (they overflow)")
@@ -163,25 +224,38 @@ def train_and_store(
         train_idx, val_idx = np.arange(n), np.arange(0)
     if np.unique(y_enc[train_idx]).size < 2:
         raise InvalidInputError("the training split holds a single class; send more rows of each class")
+    encoder = None
+    if encoded:
+        assert columns is not None
+        encoder = fit_encoder(X, columns, encoding or EncodingParams(), bool(params.get("standardize", True)),
+                              np.sort(train_idx))
+        check_matrix_size(*encoded_size(encoder, train_idx.size), max_train_bytes, label_bytes=0)
     X_train, X_val = split_rows_in_place(X, train_idx, val_idx)
     y_train, y_val = y[train_idx], y[val_idx]
-    model = LogisticRegression(**engine_params(params, classes))
+    fit_params = engine_params(params, classes)
+    if encoder is not None:  # the encoding standardizes the numbers and leaves the one-hot columns as they are
+        fit_params["standardize"] = False
+    estimator = LogisticRegression(**fit_params)
     progress.phase("fitting", max_iter=params.get("max_iter") or DEFAULT_MAX_ITER[params.get("solver", "lbfgs")])
+    fit_X = X_train if encoder is None else encoder.transform(X_train)
+    val_X = X_val if encoder is None else encoder.transform(X_val)
     try:
-        model.fit(X_train, y_train, callback=progress)
+        estimator.fit(fit_X, y_train, callback=progress)
     except (ValueError, FloatingPointError) as exc:
         raise InvalidInputError(f"training failed: {exc}") from None
     progress.phase("evaluating")
-    messages = list(model.fit_warnings_)
+    messages = list(estimator.fit_warnings_)
     calibration_report = None
+    served: Any = estimator
     if calibration != "none":  # Platt or isotonic on the validation split; the served model is the wrapper
-        model, calibration_report = calibrate(model, X_val, y_val, calibration, seed)
+        served, calibration_report = calibrate(estimator, val_X, y_val, calibration, seed)
         messages += calibration_report["warnings"]
-    train_metrics = evaluation.classification_summary(y_train, model.predict_proba(X_train), model.classes_)
+    model = served if encoder is None else EncodedModel(encoder, served)
+    train_metrics = evaluation.classification_summary(y_train, served.predict_proba(fit_X), model.classes_)
     validation_metrics = None
     validation_sample = None
     if val_idx.size:
-        proba_val = model.predict_proba(X_val)
+        proba_val = served.predict_proba(val_X)
         validation_metrics = evaluation.classification_summary(y_val, proba_val, model.classes_)
         keep = np.arange(val_idx.size)
         if keep.size > MAX_VALIDATION_SAMPLE:
@@ -191,10 +265,11 @@ def train_and_store(
             "labels": y_val[keep].tolist(),
             "probabilities": proba_val[keep].tolist(),
         }
-    statistics = drift.feature_statistics(X_train, names, seed=seed or 0)
+    statistics = drift.feature_statistics(X_train if encoder is None else encoder.drift_view(X_train), names,
+                                          seed=seed or 0)
     train_stats = {"mean": np.array([f["mean"] for f in statistics["features"]]),
                    "std": np.array([f["std"] for f in statistics["features"]])}
-    coefficients, intercepts = coefficient_table(model, names)
+    coefficients, intercepts = coefficient_table(estimator, names, encoder)
     report = {
         "model": name,
         "classes": model.classes_.tolist(),
@@ -222,10 +297,13 @@ def train_and_store(
         "feature_means": train_stats["mean"].tolist(),
         "feature_stds": train_stats["std"].tolist(),  # finite: checked above
         "feature_statistics": statistics,  # drift monitoring
-        "alpha": float(model.alpha_),
-        "standardization": {"mean": model.mean_.tolist(), "scale": model.scale_.tolist()},
+        "alpha": float(estimator.alpha_),
+        "standardization": {"mean": estimator.mean_.tolist(), "scale": estimator.scale_.tolist()},
         "validation_sample": validation_sample,
     }
+    if encoder is not None:
+        metadata["encoding"] = {"columns": encoder.describe(), "params": encoder.params,
+                                "output_columns": encoder.width, "sparse": encoder.sparse}
     metadata["duration_seconds"] = round(time.perf_counter() - start, 6)
     progress.phase("storing")
     stored = registry.save(name, model, metadata)

@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
+from ...data.columns import Columns
 from ...data.matrix import columns_to_matrix, order_columns, records_to_matrix, rows_to_matrix
 from ...domain import MODEL_NAME_PATTERN, Label
 from ...errors import InvalidInputError
+from ...services.scoring import model_columns
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
 from ..errors import ERROR_RESPONSES
 from ..payloads import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
@@ -69,8 +71,10 @@ class MlflowResponse(BaseModel):
 MLFLOW_FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
-def _mlflow_matrix(obj: dict[str, Any], feature_names: list[str], max_rows: int) -> NDArray[np.float64]:
-    """The rows of an MLflow JSON body, as MLflow's scoring server reads them."""
+def _mlflow_matrix(obj: dict[str, Any], feature_names: list[str], max_rows: int,
+                   kinds: Columns | None = None) -> NDArray[np.float64]:
+    """The rows of an MLflow JSON body, as MLflow's scoring server reads them (``kinds``: a mixed-type model's
+    columns, whose cells may be text, booleans or nulls)."""
     given = [k for k in MLFLOW_FIELDS if k in obj]
     unknown = sorted(set(obj) - {*MLFLOW_FIELDS, "params"})
     if len(given) != 1 or unknown:
@@ -87,12 +91,21 @@ def _mlflow_matrix(obj: dict[str, Any], feature_names: list[str], max_rows: int)
         if not isinstance(value, dict) or "data" not in value or set(value) - {"columns", "data", "index"}:
             raise InvalidInputError("`dataframe_split` must be an object with `data` (rows) and optionally "
                                     "`columns` and `index`", {"field": field})
-        X = rows_to_matrix(value["data"], max_rows, field="dataframe_split.data")
         columns = value.get("columns")
+        if columns is not None and (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)):
+            raise InvalidInputError("`dataframe_split.columns` must be a list of names", {"field": field})
+        if kinds is not None and columns is not None:
+            rows = value["data"]
+            if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(columns) for r in rows):
+                raise InvalidInputError(f"`dataframe_split.data` must be rows of {len(columns)} values, one per "
+                                        "named column", {"field": field})
+            by_name = {c: [r[j] for r in rows] for j, c in enumerate(columns)}
+            if len(by_name) != len(columns):
+                raise InvalidInputError("`dataframe_split.columns` repeats a name", {"field": field})
+            return columns_to_matrix(by_name, feature_names, max_rows, field="dataframe_split", kinds=kinds)
+        X = rows_to_matrix(value["data"], max_rows, field="dataframe_split.data", columns=kinds)
         if columns is None:
             return X
-        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            raise InvalidInputError("`dataframe_split.columns` must be a list of names", {"field": field})
         if len(columns) != X.shape[1]:
             raise InvalidInputError(
                 f"`dataframe_split` names {len(columns)} columns but its rows have {X.shape[1]} values",
@@ -100,10 +113,10 @@ def _mlflow_matrix(obj: dict[str, Any], feature_names: list[str], max_rows: int)
             )
         return order_columns(X, columns, feature_names, "`dataframe_split.columns`")
     if field == "inputs" and isinstance(value, dict):
-        return columns_to_matrix(value, feature_names, max_rows)
+        return columns_to_matrix(value, feature_names, max_rows, kinds=kinds)
     if field == "dataframe_records" or (isinstance(value, list) and value and isinstance(value[0], dict)):
-        return records_to_matrix(value, feature_names, max_rows, field=field)
-    return rows_to_matrix(value, max_rows, field=field)
+        return records_to_matrix(value, feature_names, max_rows, field=field, columns=kinds)
+    return rows_to_matrix(value, max_rows, field=field, columns=kinds)
 
 
 router = APIRouter(tags=[MLFLOW_TAG])
@@ -158,10 +171,11 @@ async def invocations(
     fields, route = log_fields(request.scope), route_path(request.scope)
     loaded = await scorer.load(fields, model, version)
     names, max_rows = loaded.metadata.feature_names, scorer.max_predict_rows
+    kinds = model_columns(loaded)
     if obj is None:
-        X = await read_csv_matrix(request, names, max_rows)
+        X = await read_csv_matrix(request, names, max_rows, kinds)
     else:
-        X = _mlflow_matrix(obj, names, max_rows)
+        X = _mlflow_matrix(obj, names, max_rows, kinds)
     if output == "predict_proba":
         proba = scorer.proba_answer(fields, route, loaded, X)["probabilities"]
         return json_response({"predictions": proba})

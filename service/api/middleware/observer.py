@@ -16,6 +16,8 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Header with the number of rows of a scoring request that have a feature outside the training range
 #: (``out_of_range_rows`` in the request's log fields, set by the scoring service).
 OUT_OF_RANGE_HEADER = b"x-out-of-range-rows"
+#: Mixed-type models: cells with a category training never saw, in all and per column ("3; plan=2, state=1").
+UNKNOWN_CATEGORIES_HEADER = b"x-unknown-categories"
 
 
 class RequestObserver:
@@ -45,6 +47,12 @@ class RequestObserver:
                 out_of_range = scope.get("state", {}).get("out_of_range_rows")
                 if out_of_range is not None and status < 400:
                     message["headers"].append((OUT_OF_RANGE_HEADER, b"%d" % out_of_range))
+                unknown = scope.get("state", {}).get("unknown_categories")
+                if unknown is not None and status < 400:
+                    # the cells in all, then per column: "3; plan=2, state=1"
+                    value = "; ".join([str(sum(unknown.values())), *([", ".join(
+                        f"{name}={count}" for name, count in unknown.items())] if unknown else [])])
+                    message["headers"].append((UNKNOWN_CATEGORIES_HEADER, value.encode("latin-1", "replace")))
             await send(message)
 
         try:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from ...domain import MAX_EXPLAIN_ROWS, MODEL_NAME_PATTERN
 from ...errors import InvalidInputError
 from ...services.explain import explain_loaded
-from ...services.scoring import LoadedModel, Scorer, decision_threshold, predicted_index
+from ...services.scoring import LoadedModel, Scorer, decision_threshold, model_columns, predicted_index
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
@@ -63,7 +63,8 @@ async def _scoring_input(
                                     "optionally `&version=`)", {"field": "model"})
         envelope = model.model_validate({"model": csv_query[0], "version": csv_query[1]})
         loaded = await scorer.load(fields, envelope.model, envelope.version)
-        X = await read_csv_matrix(request, loaded.metadata.feature_names, scorer.max_predict_rows)
+        X = await read_csv_matrix(request, loaded.metadata.feature_names, scorer.max_predict_rows,
+                                  model_columns(loaded))
         return loaded, X, {}, envelope
     if csv_query is not None and csv_query != (None, None):
         raise InvalidInputError("the `model` and `version` query parameters go with a text/csv body; a JSON "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,14 +15,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...config import Settings
-from ...data.matrix import check_matrix_size, input_matrix, labels_array
+from ...data.matrix import check_matrix_size, input_matrix, labels_array, training_columns
 from ...data.sources import open_files
-from ...data.tables import Limits, labelled, read_csv_stream, stream_opener
+from ...data.tables import Limits, read_csv_stream, stream_opener
 from ...domain import TrainParams
 from ...errors import InvalidInputError
 from ...services.training import (
     JobControl,
     TrainingProgress,
+    TrainingSet,
     check_iteration_budget,
     read_training_table,
     train_and_store,
@@ -43,6 +45,8 @@ _MULTIPART_SCHEMA = {
         "file": {"type": "string", "format": "binary", "description": "CSV with a header row."},
         "target": {"type": "string", "description": "Name of the label column."},
         "params": {"type": "string", "description": "Engine hyperparameters as a JSON object."},
+        "encoding": {"type": "string", "description": "How a mixed-type table is encoded, as a JSON object "
+                     "(see `encoding` in the JSON body)."},
         **{name: TrainRequest.model_json_schema()["properties"][name] for name in _FORM_FIELDS},
     },
 }
@@ -102,10 +106,11 @@ async def train(
     check_iteration_budget(spec.options["params"], settings.max_iter_limit)
 
     def work(control: JobControl) -> dict[str, Any]:
-        X, y, names = spec.load(control)
+        data = spec.load(control)
         if spec.X is None:
-            trainer.monitoring.rows_observed("/train", X.shape[0])
-        return train_and_store(registry, spec.name, X, y, feature_names=names, progress=control, **spec.options)
+            trainer.monitoring.rows_observed("/train", data.X.shape[0])
+        return train_and_store(registry, spec.name, data.X, data.y, feature_names=data.names, progress=control,
+                               columns=data.columns, **spec.options)
 
     in_background = background if background is not None else spec.cells > settings.background_train_cells
     if in_background:
@@ -126,7 +131,7 @@ class _Training:
 
     name: str
     options: dict[str, Any]
-    load: Callable[[TrainingProgress], tuple[Any, Any, list[str]]]
+    load: Callable[[TrainingProgress], TrainingSet]
     cells: int  # the size that decides on a background job
     X: Any = field(default=None)
 
@@ -138,22 +143,32 @@ def _options(envelope: TrainRequest, params: dict[str, Any] | None = None, **ext
         "calibration": envelope.calibration,
         "description": envelope.description,
         "tags": envelope.tags,
+        "encoding": envelope.encoding,
         **extra,
     }
 
 
-def _in_memory(name: str, options: dict[str, Any], X: Any, y: Any, names: list[str]) -> _Training:
-    return _Training(name, options, lambda _: (X, y, names), int(X.size), X)
+def _in_memory(name: str, options: dict[str, Any], data: TrainingSet) -> _Training:
+    return _Training(name, options, lambda _: data, int(data.X.size), data.X)
 
 
 def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> _Training:
-    """The training from a validated JSON body of rows: numbers to numpy, off the event loop."""
+    """The training from a validated JSON body of rows: numbers to numpy, off the event loop. Rows of plain
+    numbers train as they are; text, booleans or nulls make a mixed-type table (as does an `encoding`)."""
     if "labels" not in bulk:
         raise InvalidInputError("`labels` is required: one label per row", {"field": "labels"})
     names = envelope.feature_names or _record_names(bulk.get("records"))
-    X = input_matrix(bulk.get("features"), bulk.get("records"), names)
+    features, records = bulk.get("features"), bulk.get("records")
+    columns = None
+    try:
+        if envelope.encoding.given():
+            raise InvalidInputError("an encoding is asked for")
+        X = input_matrix(features, records, names)
+    except InvalidInputError:
+        X, names, columns = training_columns(features, records, names, envelope.encoding.declared())
     y = labels_array(bulk.get("labels"), X.shape[0])
-    return _in_memory(envelope.model, _options(envelope), X, y, names or [f"x{i}" for i in range(X.shape[1])])
+    names = names or [f"x{i}" for i in range(X.shape[1])]
+    return _in_memory(envelope.model, _options(envelope), TrainingSet(X, y, names, columns))
 
 
 def _from_uri(envelope: TrainRequest, bulk: dict[str, Any], settings: Settings) -> _Training:
@@ -166,8 +181,9 @@ def _from_uri(envelope: TrainRequest, bulk: dict[str, Any], settings: Settings) 
     files = open_files(data.uri, data.format, roots=settings.data_root_paths(),
                        s3_endpoint_url=settings.s3_endpoint_url)
 
-    def load(progress: TrainingProgress) -> tuple[Any, Any, list[str]]:
-        return read_training_table(files, data.target, data.features, settings.max_train_bytes, progress)
+    def load(progress: TrainingProgress) -> TrainingSet:
+        return read_training_table(files, data.target, data.features, settings.max_train_bytes, progress,
+                                   envelope.encoding)
 
     tags = {"source": data.uri, **envelope.tags}
     return _Training(envelope.model, _options(envelope, tags=tags), load, files.total_bytes // 8)
@@ -188,7 +204,7 @@ async def _from_csv_form(request: Request, settings: Settings) -> _Training:
         if not isinstance(upload, UploadFile):
             raise InvalidInputError("multipart training needs a CSV `file` field", {"field": "file"})
         fields: dict[str, str] = {}
-        for name in ("target", "params", *_FORM_FIELDS):
+        for name in ("target", "params", "encoding", *_FORM_FIELDS):
             value = form.get(name)
             if isinstance(value, UploadFile):
                 raise InvalidInputError(f"`{name}` must be a plain form field, not a file", {"field": name})
@@ -199,14 +215,16 @@ async def _from_csv_form(request: Request, settings: Settings) -> _Training:
             raise InvalidInputError("multipart training needs a `target` field naming the label column")
         try:
             params = TrainParams.model_validate(orjson.loads(fields.pop("params", "{}")))
+            encoding = orjson.loads(fields.pop("encoding", "{}"))
         except orjson.JSONDecodeError as exc:
-            raise InvalidInputError(f"`params` is not a JSON object: {exc}") from None
+            raise InvalidInputError(f"`params` and `encoding` must be JSON objects: {exc}") from None
         # The form's text fields, validated by the JSON body's model (pydantic reads "0.3" as 0.3).
         envelope = TrainRequest.model_validate(
-            {**fields, "tags": {"source": Path(upload.filename or "upload.csv").name}}
+            {**fields, "encoding": encoding, "tags": {"source": Path(upload.filename or "upload.csv").name}}
         )
         limits = Limits(max_bytes=settings.max_train_bytes)
-        table = await run_in_threadpool(read_csv_stream, stream_opener(upload.file), upload.size or 0,
-                                        target=target, limits=limits)
-    X, y, names = labelled(table)
-    return _in_memory(envelope.model, _options(envelope, params.model_dump()), X, y, names)
+        table = await run_in_threadpool(partial(read_csv_stream, plan=envelope.encoding.declared()),
+                                        stream_opener(upload.file), upload.size or 0, target=target, limits=limits)
+    assert table.labels is not None
+    data = TrainingSet(table.X, table.labels, table.feature_names, table.columns)
+    return _in_memory(envelope.model, _options(envelope, params.model_dump()), data)

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .... import __version__
 from ....errors import IntegrityError, InvalidInputError, RegistryUnavailableError
-from ....services.scoring import Scorer, predict, predict_proba
+from ....services.scoring import Scorer, model_columns, predict, predict_proba
 from ...deps import RegistryDep, ScorerDep, log_fields, route_path
 from ...errors import v2_error, v2_error_response
 from ...payloads import DOCUMENTED_BODIES, json_response, read_json_object
@@ -34,7 +34,7 @@ from .schemas import (
     V2Ready,
     V2ServerMetadata,
 )
-from .tensors import input_matrix, label_datatype, parse_infer_request
+from .tensors import input_matrix, label_datatype, mixed_input_matrix, parse_infer_request
 
 
 class V2Route(APIRoute):
@@ -137,11 +137,17 @@ async def model_metadata(request: Request, name: str, version: str | None, regis
     else:
         versions = [str(meta.version)]
     names, classes = meta.feature_names, meta.classes
+    if meta.encoding is None:
+        inputs = [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, len(names)]}]
+    else:  # a mixed-type table: one input per column, typed as its kind
+        datatype = {"numeric": "FP64", "boolean": "BOOL", "categorical": "BYTES"}
+        inputs = [{"name": c["name"], "datatype": datatype[c["kind"]], "shape": [-1]}
+                  for c in meta.encoding["columns"]]
     return json_response({
         "name": name,
         "versions": versions,
         "platform": PLATFORM,
-        "inputs": [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, len(names)]}],
+        "inputs": inputs,
         "outputs": [{"name": "predict", "datatype": label_datatype(classes), "shape": [-1]},
                     {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes)]}],
         "feature_names": names,
@@ -183,7 +189,11 @@ async def infer(request: Request, name: str, version: str | None, registry: Regi
         raise InvalidInputError("parameter `threshold` applies to the `predict` output, which was not requested")
     fields = log_fields(request.scope)
     loaded = await scorer.load(fields, name, version)
-    X = input_matrix(body.inputs, data, loaded.metadata.feature_names, scorer.max_predict_rows)
+    kinds = model_columns(loaded)
+    if kinds is None:
+        X = input_matrix(body.inputs, data, loaded.metadata.feature_names, scorer.max_predict_rows)
+    else:
+        X = mixed_input_matrix(body.inputs, data, kinds, scorer.max_predict_rows)
     n, classes = X.shape[0], loaded.model.classes_
     outputs: dict[str, dict[str, Any]] = {}
     parameters: Parameters | None = None

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ....data.columns import Columns
 from ....data.matrix import check_row_limit, order_columns, refuse_booleans
 from ....errors import InvalidInputError
 from .schemas import V2InferenceRequest, V2RequestInput
@@ -97,6 +98,90 @@ def input_matrix(
     if X.shape[0] == 0:
         raise InvalidInputError("the inputs hold no rows")
     return X
+
+
+#: Datatypes each kind of a mixed-type model's column takes (BYTES: text that reads as the kind).
+KIND_DATATYPES = {"numeric": {"FP16", "FP32", "FP64", *INT_TYPES, "BYTES"}, "boolean": {"BOOL", "BYTES"},
+                  "categorical": {"BYTES"}}
+
+
+def _flat(spec: V2RequestInput, data: Any, max_rows: int) -> list[Any]:
+    """An input's values as a flat list, after checking their count against its shape."""
+    where = f"input {spec.name!r}"
+    if not spec.shape:
+        raise InvalidInputError(f"{where} has an empty shape: send `[rows, features]` or, per feature, `[rows]`")
+    check_row_limit(spec.shape[0], max_rows, spec.name)
+    if not isinstance(data, list):
+        raise InvalidInputError(f"{where}: `data` must be a list (nested or flat)")
+    flat: list[Any] = []
+    stack = [data]
+    while stack:  # depth-first, left to right: row-major order
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            flat.append(item)
+    expected = math.prod(spec.shape)
+    if len(flat) != expected:
+        raise InvalidInputError(f"{where} has {len(flat)} values but shape {spec.shape} needs {expected}",
+                                {"shape": spec.shape, "values": len(flat)})
+    return flat
+
+
+def _cell(kind: str, value: Any, where: str) -> Any:
+    """A BYTES cell (text) as the value its column's kind reads; other JSON values as they are."""
+    if not isinstance(value, str) or kind == "categorical":
+        return value
+    text = value.strip()
+    if text == "":
+        return None
+    if kind == "boolean":
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise InvalidInputError(f"{where}: {value!r} is not true or false")
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(f"{where}: {value!r} is not a number") from None
+
+
+def mixed_input_matrix(
+    inputs: list[V2RequestInput], data: list[Any], kinds: Columns, max_rows: int
+) -> NDArray[np.float64]:
+    """The rows to score for a mixed-type model: one ``[rows, features]`` BYTES tensor (text per cell), or one
+    input per feature whose datatype suits its column (numbers FP*/INT*, booleans BOOL, categories BYTES;
+    BYTES text is read as its column's kind; nulls are missing values)."""
+    names = kinds.names
+    d = len(names)
+    if len(inputs) == 1 and (inputs[0].name not in names or d == 1):
+        spec = inputs[0]
+        if len(spec.shape) != 2 or spec.shape[1] != d:
+            raise InvalidInputError(f"input {spec.name!r} has shape {spec.shape}: send a [rows, {d}] tensor, or one "
+                                    f"input per feature named {names[:5]}{'...' if d > 5 else ''}")
+        flat = _flat(spec, data[0], max_rows)
+        rows = spec.shape[0]
+        columns = [[_cell(kinds.kind(n), flat[i * d + j], f"input {spec.name!r} column {n!r}")
+                    for i in range(rows)] for j, n in enumerate(names)]
+    else:
+        by_name: dict[str, list[Any]] = {}
+        for spec, values in zip(inputs, data, strict=True):
+            if spec.name in names and spec.datatype not in KIND_DATATYPES[kinds.kind(spec.name)]:
+                raise InvalidInputError(
+                    f"input {spec.name!r} is a {kinds.kind(spec.name)} column; datatype {spec.datatype} does not "
+                    f"suit it (use {sorted(KIND_DATATYPES[kinds.kind(spec.name)])})", {"input": spec.name})
+            if len(spec.shape) > 2 or (len(spec.shape) == 2 and spec.shape[1] != 1):
+                raise InvalidInputError(f"input {spec.name!r} has shape {spec.shape}: with one input per feature, "
+                                        "each has shape [rows] or [rows, 1]")
+            kind = kinds.kind(spec.name) if spec.name in names else "categorical"
+            by_name[spec.name] = [_cell(kind, v, f"input {spec.name!r}") for v in _flat(spec, values, max_rows)]
+        order_columns(np.empty((0, len(by_name))), list(by_name), names, "the inputs")
+        lengths = sorted({len(c) for c in by_name.values()})
+        if len(lengths) > 1:
+            raise InvalidInputError(f"the inputs have different numbers of rows: {lengths}")
+        columns = [by_name[n] for n in names]
+    if not columns or not columns[0]:
+        raise InvalidInputError("the inputs hold no rows")
+    return kinds.json_matrix(columns, "the inputs")
 
 
 def parse_infer_request(obj: dict[str, Any]) -> tuple[V2InferenceRequest, list[Any]]:
