@@ -12,6 +12,11 @@ Conventions (stated once, used by every solver):
   W[:, :d].T + W[:, d]`` exactly in real arithmetic. Small data (at most :data:`_DENSE_BYTES`) is copied
   once, standardized and transposed with a row of ones, so each product with it is a single BLAS call;
   also in single precision, for solvers that take products at half the cost while far from the optimum.
+- ``X`` may also be a scipy.sparse CSR matrix (or array). It is never densified nor copied: its products are
+  always the implicit ones above (``X @ v`` and ``X.T @ r``, the latter through scipy's CSC view of the
+  transpose, also without a copy), and every temporary is a vector of length ``n`` or ``d`` (times ``k``).
+  The estimator gives it no ``mean`` (scaling without centering keeps the data sparse), which changes
+  nothing but the parametrization of the unpenalized intercept.
 - With ``fit_intercept=False`` the intercept column has zero gradient and stays at its start, 0.
 - The objective is ``sum_i w_i * loss_i + l2 / 2 * ||W[:, :d]||^2`` where the sample weights ``w_i``
   (sample weight times class weight) are normalized to sum to 1, so ``l2 = alpha`` and
@@ -24,6 +29,7 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
@@ -64,7 +70,7 @@ class LinearLoss:
 
     Parameters
     ----------
-    X : (n, d) float64 array, raw features (never modified).
+    X : (n, d) float64 array or scipy.sparse CSR matrix/array (canonical form), raw features (never modified).
     y : (n,) int array of class codes in ``0..n_classes-1``.
     weights : (n,) float64 array, normalized to sum to 1.
     mean, scale : (d,) arrays of the standardization, or ``None`` for none.
@@ -94,8 +100,9 @@ class LinearLoss:
         self.d = d
         self.l2 = l2
         self.fit_intercept = fit_intercept
+        self.sparse = sp.issparse(X)
         self._Xt: Array | None = None
-        if X.nbytes <= _DENSE_BYTES:
+        if not self.sparse and X.nbytes <= _DENSE_BYTES:
             Xt = np.empty((d + 1, n))
             Xt[:d] = X.T
             if mean is not None:
@@ -171,7 +178,13 @@ class LinearLoss:
             return W @ self._Xt
         A, c = self._to_raw(W)
         if self.k == 1:
-            return (self.X @ A[0] + c[0])[None, :]
+            z = np.asarray(self.X @ A[0])
+            z += c[0]
+            return z[None, :]
+        if self.sparse:  # one pass over the stored entries for all classes, then into the (k, n) layout
+            Z = np.ascontiguousarray(np.asarray(self.X @ np.ascontiguousarray(A.T)).T)
+            Z += c[:, None]
+            return Z
         # X @ A.T is (n, k): transposed block by block, each block still in cache
         AT = np.ascontiguousarray(A.T)
         Z = np.empty((self.k, self.X.shape[0]))
@@ -189,7 +202,10 @@ class LinearLoss:
             G = R @ self._Xt.T
         else:
             G = np.empty((self.k, self.d + 1))
-            G[:, : self.d] = R @ self.X
+            if self.sparse:  # X.T is a CSC view of X (no copy); its products are dense ndarrays
+                G[:, : self.d] = np.asarray(self.X.T @ R[0]) if self.k == 1 else np.asarray(self.X.T @ R.T).T
+            else:
+                G[:, : self.d] = R @ self.X
             rsum = R.sum(axis=1)
             if self.mean is not None:
                 G[:, : self.d] -= rsum[:, None] * self.mean
@@ -284,18 +300,27 @@ class LinearLoss:
 
     def weighted_gram(self, h: Array) -> Array:
         """``[Xs, 1]^T diag(h) [Xs, 1] + l2`` on the standardized features with an intercept column, built
-        in row chunks on large data (no copy of X). With ``h = p(1 - p) w`` it is the binary Hessian."""
+        in row chunks on large data (no copy of X). With ``h = p(1 - p) w`` it is the binary Hessian. It is
+        ``(d + 1)^2`` dense, so callers form it only for modest ``d``, sparse ``X`` included."""
         d = self.d
         if self._Xt is not None:
             H = (self._Xt * h) @ self._Xt.T
         else:
             H = np.empty((d + 1, d + 1))
             M = np.zeros((d, d))
-            sq = np.sqrt(h)
-            for start in range(0, self.X.shape[0], _HESSIAN_CHUNK):
-                B = self.X[start : start + _HESSIAN_CHUNK] * sq[start : start + _HESSIAN_CHUNK, None]
-                M += B.T @ B
-            q = h @ self.X
+            if self.sparse:
+                for start in range(0, self.X.shape[0], _HESSIAN_CHUNK):
+                    B = self.X[start : start + _HESSIAN_CHUNK]
+                    Bh = B.copy()  # the chunk's rows scaled by h: same pattern, h times the values
+                    Bh.data *= np.repeat(h[start : start + _HESSIAN_CHUNK], np.diff(B.indptr))
+                    M += (B.T @ Bh).toarray()
+                q = np.asarray(self.X.T @ h)
+            else:
+                sq = np.sqrt(h)
+                for start in range(0, self.X.shape[0], _HESSIAN_CHUNK):
+                    B = self.X[start : start + _HESSIAN_CHUNK] * sq[start : start + _HESSIAN_CHUNK, None]
+                    M += B.T @ B
+                q = h @ self.X
             hs = float(h.sum())
             if self.mean is not None:
                 mu = self.mean

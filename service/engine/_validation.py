@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 
@@ -28,34 +29,72 @@ def feature_names_of(X: Any) -> NDArray[np.object_] | None:
     return None if names is None else np.asarray(names, dtype=object)
 
 
-def check_X(X: Any, *, name: str = "X") -> NDArray[np.float64]:
-    """A finite, non-empty 2-D float64 array (no copy when ``X`` already is one)."""
+def check_X(X: Any, *, name: str = "X") -> Any:
+    """A finite, non-empty 2-D float64 array (no copy when ``X`` already is one); a scipy.sparse matrix or array
+    of any format becomes CSR float64 in canonical form (no copy when it already is one)."""
+    if sp.issparse(X):
+        return _check_sparse(X, name)
+    if getattr(X, "dtype", None) is not None and np.dtype(X.dtype).kind == "c":
+        raise _complex(name, X.dtype)
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     try:
         arr = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must contain only numbers (ints, floats or bools): {exc}") from None
-    if arr.ndim != 2:
-        hint = " Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)."
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features), got a {arr.ndim}-D array of "
-            f"shape {arr.shape}.{hint if arr.ndim == 1 else ''}"
-        )
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: it has 0 samples (shape {arr.shape}); at least 1 is required")
-    if arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required")
+    _check_shape(arr.shape, name)
     finite = np.isfinite(arr)
     if not finite.all():
-        bad = ~finite.all(axis=1)
-        kinds = "NaN" if np.isnan(arr).any() else "infinity"
-        if np.isnan(arr).any() and np.isinf(arr).any():
-            kinds = "NaN and infinity"
-        raise ValueError(f"{name} contains {kinds} in rows {_rows(bad)}; remove or impute them first")
+        raise _not_finite(arr, ~finite.all(axis=1), name)
     if not arr.flags.c_contiguous and not arr.flags.f_contiguous:
         arr = np.ascontiguousarray(arr)
     return arr
+
+
+def _complex(name: str, dtype: Any) -> ValueError:
+    return ValueError(f"Complex data not supported: {name} has dtype {dtype}; pass its real part or magnitude")
+
+
+def _check_shape(shape: tuple[int, ...], name: str) -> None:
+    if len(shape) != 2:
+        hint = " Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)."
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got a {len(shape)}-D array of "
+            f"shape {shape}.{hint if len(shape) == 1 else ''}"
+        )
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 samples (shape {shape}); at least 1 is required")
+    if shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (shape {shape}); at least 1 is required")
+
+
+def _not_finite(values: NDArray[np.float64], bad_rows: NDArray[np.bool_], name: str) -> ValueError:
+    """The error for non-finite ``values`` (the dense array, or the stored entries of a sparse one)."""
+    nan, inf = bool(np.isnan(values).any()), bool(np.isinf(values).any())
+    kinds = "NaN and infinity" if nan and inf else "NaN" if nan else "infinity"
+    return ValueError(f"{name} contains {kinds} in rows {_rows(bad_rows)}; remove or impute them first")
+
+
+def _check_sparse(X: Any, name: str) -> Any:
+    """CSR float64 with sorted indices and no duplicate entries, checked as :func:`check_X` checks dense data:
+    only the stored entries can be non-finite."""
+    if X.dtype.kind == "c":
+        raise _complex(name, X.dtype)
+    _check_shape(tuple(X.shape), name)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must contain only numbers (ints, floats or bools), got dtype {X.dtype}")
+    X = X.tocsr()
+    X = X.astype(np.float64, copy=False)
+    if not X.has_canonical_format:  # duplicates summed and indices sorted, on a copy: the caller's X stays
+        X = X.copy()
+        X.sum_duplicates()
+    finite = np.isfinite(X.data)
+    if not finite.all():
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))[~finite]
+        bad = np.zeros(X.shape[0], dtype=bool)
+        bad[rows] = True
+        raise _not_finite(X.data, bad, name)
+    return X
 
 
 def check_y(y: Any, n_samples: int) -> NDArray[Any]:

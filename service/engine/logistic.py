@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from ._base import ParamsMixin
@@ -26,18 +27,52 @@ DEFAULT_TOL = {"lbfgs": 2e-8, "newton": 1e-10, "proximal": 1e-7, **dict.fromkeys
 DEFAULT_LEARNING_RATE = {"sgd": 0.3, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
 
 _CHUNK = 16384
+#: Stored entries per chunk of the column statistics of sparse data: temporaries of a few MiB.
+_SPARSE_CHUNK = 2**18
 #: Rows of the subsample the L-BFGS solver pre-solves on when the data has at least twice as many.
 _PRESOLVE_ROWS = 20000
+#: Most features for which L-BFGS pre-solves on a subsample, preconditioned by the inverse of its feature Gram:
+#: that Gram is ``(d + 1)^2`` dense (8 MiB here, but 512 GiB at 2^18 hashed features) and its inverse costs
+#: ``O(d^3)``, and each L-BFGS step would multiply by it. Wider data, dense or sparse, runs plain L-BFGS;
+#: there the subsample (``_PRESOLVE_ROWS`` rows for many more coefficients) would not land near the optimum.
+_PRECONDITION_MAX_FEATURES = 1024
 
 
-def column_stats(X: Array) -> tuple[Array, Array]:
-    """Mean and population standard deviation per column, in row chunks (no full-size temporary)."""
+def column_stats(X: Any) -> tuple[Array, Array]:
+    """Mean and population standard deviation per column, in row chunks (no full-size temporary); on a
+    scipy.sparse CSR matrix from its stored entries (see :func:`_sparse_column_stats`)."""
+    if sp.issparse(X):
+        return _sparse_column_stats(X)
     mean = X.sum(axis=0) / X.shape[0]
     sq = np.zeros(X.shape[1])
     for start in range(0, X.shape[0], _CHUNK):
         diff = X[start : start + _CHUNK] - mean
         sq += np.einsum("ij,ij->j", diff, diff)
     return mean, np.sqrt(sq / X.shape[0])
+
+
+def _sparse_column_stats(X: Any) -> tuple[Array, Array]:
+    """:func:`column_stats` of a CSR matrix without densifying it: per-column sums of the stored entries, then
+    of their squared deviations from the mean, in chunks of ``_SPARSE_CHUNK`` entries (each column's implicit
+    zeros add ``(n - stored) * mean**2``). Two passes, like the dense computation, so no cancellation."""
+    n, d = X.shape
+    data, indices = X.data, X.indices
+    total = np.zeros(d)
+    for start in range(0, data.shape[0], _SPARSE_CHUNK):
+        stop = start + _SPARSE_CHUNK
+        total += np.bincount(indices[start:stop], weights=data[start:stop], minlength=d)
+    mean = total / n
+    sq = np.zeros(d)
+    stored = np.zeros(d)
+    for start in range(0, data.shape[0], _SPARSE_CHUNK):
+        stop = start + _SPARSE_CHUNK
+        cols = indices[start:stop]
+        diff = data[start:stop] - mean[cols]
+        diff *= diff
+        sq += np.bincount(cols, weights=diff, minlength=d)
+        stored += np.bincount(cols, minlength=d)
+    sq += (n - stored) * mean**2
+    return mean, np.sqrt(sq / n)
 
 
 class LogisticRegression(ParamsMixin):
@@ -235,10 +270,14 @@ class LogisticRegression(ParamsMixin):
         if self.penalty == "none":
             alpha = 0.0
         l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
+        sparse = sp.issparse(X)
         if self.standardize:
             mean, scale = column_stats(X)
             scale[scale == 0.0] = 1.0
-            if not self.fit_intercept:
+            if not self.fit_intercept or sparse:
+                # Sparse data is scaled, not centered (scikit-learn's StandardScaler(with_mean=False)): with an
+                # intercept, centering only reparametrizes that unpenalized term, so the fitted model is the
+                # same; the scale stays the deviation around the mean, so the penalty is that of dense data.
                 mean = np.zeros_like(mean)
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
@@ -246,7 +285,7 @@ class LogisticRegression(ParamsMixin):
             X,
             y_enc.astype(np.intp),
             weights / total,
-            mean if self.standardize and self.fit_intercept else None,
+            mean if self.standardize and self.fit_intercept and not sparse else None,
             scale if self.standardize else None,
             len(classes),
             l2=alpha * (1.0 - l1_share),
@@ -322,7 +361,7 @@ class LogisticRegression(ParamsMixin):
             pairs = None
             n = loss.X.shape[0]
             precond = None
-            if n >= 2 * _PRESOLVE_ROWS:
+            if n >= 2 * _PRESOLVE_ROWS and loss.d <= _PRECONDITION_MAX_FEATURES:
                 # Large data: whiten the features with the inverse Gram of an evenly strided subsample and
                 # solve on that subsample first. It lands near the optimum and its curvature pairs match
                 # the full Hessian well, so the full-data phase needs only a few passes over X. (On small
@@ -375,7 +414,7 @@ class LogisticRegression(ParamsMixin):
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) before predicting"
             )
 
-    def _check_predict_X(self, X: Any) -> Array:
+    def _check_predict_X(self, X: Any) -> Any:
         self._check_fitted()
         X = check_X(X)
         if X.shape[1] != self.n_features_in_:
@@ -387,7 +426,7 @@ class LogisticRegression(ParamsMixin):
     def decision_function(self, X: Any) -> Array:
         """Logits: ``(n,)`` for two classes (of the positive class), ``(n, k)`` otherwise."""
         X = self._check_predict_X(X)
-        Z = X @ self.coef_.T + self.intercept_
+        Z = np.asarray(X @ self.coef_.T) + self.intercept_
         return Z[:, 0] if Z.shape[1] == 1 else Z
 
     def predict_log_proba(self, X: Any) -> Array:
