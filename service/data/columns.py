@@ -47,6 +47,10 @@ def category_text(value: Any) -> str:
 def json_kind(values: Sequence[Any], name: str, where: str) -> str:
     """The kind of a JSON column from its values' types; a 422 when it mixes text with numbers or booleans."""
     seen = {type(v) for v in values if v is not None}
+    if not seen <= {str, int, float, bool}:
+        row, odd = next((i, v) for i, v in enumerate(values) if v is not None and type(v) not in (str, int, float, bool))
+        raise InvalidInputError(f"{where}: column {name!r}, row {row} holds {odd!r}: a cell is a number, text, a "
+                                "boolean or null", {"column": name, "row": row})
     if not seen:
         raise InvalidInputError(f"{where}: column {name!r} holds no values (every cell is missing)",
                                 {"column": name})
@@ -56,11 +60,17 @@ def json_kind(values: Sequence[Any], name: str, where: str) -> str:
         return "numeric"
     if seen == {str}:
         return "categorical"
-    kinds = sorted({"text" if t is str else "booleans" if t is bool else "numbers" if t in (int, float)
-                    else t.__name__ for t in seen})
+    def label(t: type) -> str:
+        return "text" if t is str else "booleans" if t is bool else "numbers" if t in (int, float) else t.__name__
+
+    kinds = sorted({label(t) for t in seen})
+    present = [(i, v) for i, v in enumerate(values) if v is not None]
+    first = label(type(present[0][1]))
+    row, odd = next((i, v) for i, v in present if label(type(v)) != first)
     raise InvalidInputError(
-        f"{where}: column {name!r} mixes {' and '.join(kinds)}; send one kind per column, or name it in "
-        "`encoding.categorical` to read every value as a category", {"column": name})
+        f"{where}: column {name!r} mixes {' and '.join(kinds)} (row {row} holds {odd!r}, row {present[0][0]} "
+        f"{present[0][1]!r}); send one kind per column, or name it in `encoding.categorical` to read every value "
+        "as a category", {"column": name, "row": row})
 
 
 def arrow_kind(kind: pa.DataType, name: str, where: str) -> str:
@@ -108,8 +118,10 @@ class Columns:
         return {n: _ARROW_TYPES[self.kinds[n]] for n in self.names}
 
     # -- Arrow ------------------------------------------------------------------------------------------
-    def from_arrow(self, name: str, array: pa.Array | pa.ChunkedArray, where: str) -> NDArray[np.float64]:
-        """One column of a record batch as values."""
+    def from_arrow(self, name: str, array: pa.Array | pa.ChunkedArray, where: str, check_finite: bool = True
+                   ) -> NDArray[np.float64]:
+        """One column of a record batch as values (``check_finite=False``: the caller refuses infinities itself,
+        naming the line)."""
         kind = self.kinds[name]
         if kind == "categorical":
             return self._codes_of(name, _as_text(array))
@@ -124,7 +136,8 @@ class Columns:
                 raise InvalidInputError(f"{where}: column {name!r} is numeric; it holds {array.type}",
                                         {"column": name})
             values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-            _check_finite(values, name, where)
+            if check_finite:
+                _check_finite(values, name, where)
         return np.asarray(values, dtype=np.float64)
 
     def _codes_of(self, name: str, text: pa.Array) -> NDArray[np.float64]:

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns, arrow_kind
-from .sink import Limits, Progress, Sink, first_non_finite, select_columns
+from .sink import Limits, Progress, Sink, first_infinite, first_non_finite, select_columns
 
 #: How a read turns cells into values: strict numbers (None), a model's columns, or declared kinds to infer the
 #: rest (see :func:`read_csv`).
@@ -47,6 +47,7 @@ def _inferred_kinds(opener: Callable[[], Any], file_names: list[str], names: lis
             stream,
             read_options=pcsv.ReadOptions(column_names=file_names, skip_rows=1, block_size=CSV_BLOCK_BYTES,
                                           use_threads=False),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=lambda _: "skip"),  # the read proper reports them
             convert_options=pcsv.ConvertOptions(include_columns=names, null_values=[""], strings_can_be_null=True),
         )
         schema = reader.schema
@@ -112,9 +113,9 @@ def read_csv(
             if first and total_bytes:  # one batch is one block of text: size the matrix for the whole source
                 sink.reserve(start + int(total_bytes / CSV_BLOCK_BYTES * batch.num_rows * 1.05) + 1)
                 first = False
-            if kinds is not None:
-                values = [kinds.from_arrow(n, batch.column(n), at) for n in names]
-                bad = None
+            if kinds is not None:  # missing cells are NaN here; infinities are refused below
+                values = [kinds.from_arrow(n, batch.column(n), at, check_finite=False) for n in names]
+                bad = first_infinite(values)
             else:
                 values = [batch.column(n).to_numpy() for n in names]
                 bad = first_non_finite(values)

@@ -195,7 +195,7 @@ class TableEncoder:
         for c in self.numeric:
             by_index[c.index] = {
                 "name": c.name, "kind": c.kind, "encoding": "standardized" if self.standardize else "as is",
-                "missing": f"{self.params['impute']} ({c.fill:g})", "missing_indicator": c.indicator,
+                "missing": f"{self.params['impute']} ({c.fill:g})", "fill": c.fill, "missing_indicator": c.indicator,
                 "mean": c.mean, "scale": c.scale,
             }
         for cat in self.categorical:

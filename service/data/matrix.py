@@ -154,6 +154,17 @@ def _record_columns(records: Any, feature_names: Sequence[str], field: str, max_
     return [[rec[name] for rec in records] for name in feature_names]
 
 
+def has_mixed_cells(rows: Any) -> bool:
+    """Whether JSON rows or records hold a cell of a mixed-type table: text, a boolean or null."""
+    if not isinstance(rows, list):
+        return False
+    for row in rows:
+        cells = row.values() if isinstance(row, dict) else row if isinstance(row, list) else ()
+        if any(v is None or v.__class__ in (str, bool) for v in cells):
+            return True
+    return False
+
+
 def training_columns(
     features: Any, records: Any, feature_names: Sequence[str] | None, declared: Mapping[str, str]
 ) -> tuple[NDArray[np.float64], list[str], Columns]:

@@ -138,3 +138,12 @@ def first_non_finite(values: Sequence[NDArray[np.float64]]) -> tuple[int, int] |
         if not finite.all():
             return int(np.argmin(finite)), j
     return None
+
+
+def first_infinite(values: Sequence[NDArray[np.float64]]) -> tuple[int, int] | None:
+    """The (row, column) of the first infinity, where NaN stands for a missing cell."""
+    for j, column in enumerate(values):
+        infinite = np.isinf(column)
+        if infinite.any():
+            return int(np.argmax(infinite)), j
+    return None

@@ -161,7 +161,7 @@ class DriftTracker:
             )
         state, names = entry.state, entry.state.ref.names
         values = drift.finite_or_none(state.psi())
-        return {
+        report: dict[str, Any] = {
             "model": name,
             "version": version,
             "scope": "worker",
@@ -177,6 +177,8 @@ class DriftTracker:
                 "rows": state.out_of_range_rows,
                 "values": {n: int(c) for n, c in zip(names, state.out_of_range_values.tolist(), strict=True)},
             },
-            "unknown_categories": dict(entry.unknown_categories),
             "training": metadata.feature_statistics,
         }
+        if metadata.encoding is not None:  # a mixed-type table: unseen categories served, per column
+            report["unknown_categories"] = dict(entry.unknown_categories)
+        return report

@@ -26,12 +26,14 @@ threshold of 0 or 1, or an isotonic map that never reaches it, or always does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.encoding import EncodedModel, raw_coefficients
 from ..domain import MAX_EXPLAIN_ROWS, label_key
 from ..engine.calibration import raw_threshold
 from ..errors import LimitExceededError
@@ -39,6 +41,8 @@ from ..store.cache import LoadedModel
 
 #: Reasons listed per row.
 TOP_K = 3
+#: How an explanation shows a category training never saw.
+UNKNOWN_TEXT = "(unknown)"
 
 
 def _rows(values: NDArray[np.float64]) -> list[Any]:
@@ -66,19 +70,117 @@ def explain_rows(
         )
     names = list(feature_names)
     classes = model.classes_
+    with np.errstate(over="ignore", invalid="ignore"):
+        terms = _encoded_terms(model, X) if isinstance(model, EncodedModel) else _plain_terms(model, X)
+        if terms.contrib.shape[1] == 1:
+            return _binary(model, terms, names, classes, predicted, threshold, top_k)
+        return _multinomial(terms, names, classes, predicted, top_k)
+
+
+@dataclass
+class _Terms:
+    """A batch's explanation in the caller's columns: contributions ``(n, k, d)``, baselines ``(k,)``, the
+    logits the model computes ``(n, k)``, the values to show ``(n, d)``, and each column's flip finder."""
+
+    contrib: NDArray[np.float64]
+    baseline: NDArray[np.float64]
+    logits: NDArray[np.float64]
+    shown: NDArray[Any]
+    flip: Callable[[NDArray[np.float64]], list[dict[str, Any] | None]]
+
+
+def _plain_terms(model: Any, X: NDArray[np.float64]) -> _Terms:
     coef = np.asarray(model.coef_, dtype=np.float64)
     mean = np.asarray(model.mean_, dtype=np.float64)
     intercept = np.asarray(model.intercept_, dtype=np.float64)
-    centred = X - mean
-    baseline = intercept + coef @ mean  # (k,)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if coef.shape[0] == 1:
-            return _binary(model, X, names, classes, coef[0], centred, float(baseline[0]), predicted, threshold,
-                           top_k)
-        return _multinomial(model, X, names, classes, coef, centred, baseline, predicted, top_k)
+    logits = model.decision_function(X)  # baseline + contributions, exactly
+    logits = logits[:, None] if logits.ndim == 1 else logits
+
+    def flip(gap: NDArray[np.float64]) -> list[dict[str, Any] | None]:
+        """Per cell, the change of that feature alone that moves the logit by ``gap`` (one per row)."""
+        nonzero = coef[0] != 0
+        delta = np.divide(gap[:, None], coef[0], out=np.full(X.shape, np.nan), where=nonzero)
+        value = X + delta
+        ok = np.isfinite(delta) & np.isfinite(value)
+        cells: list[dict[str, Any] | None] = [
+            {"delta": dv, "value": vv} for dv, vv in zip(delta.ravel().tolist(), value.ravel().tolist(), strict=True)
+        ]
+        for k in np.flatnonzero(~ok.ravel()).tolist():
+            cells[k] = None
+        return cells
+
+    return _Terms((X - mean)[:, None, :] * coef[None, :, :], intercept + coef @ mean, logits, X, flip)
 
 
-def _top(signed: NDArray[np.float64], contrib: NDArray[np.float64], X: NDArray[np.float64],
+def _encoded_terms(model: EncodedModel, X: NDArray[np.float64]) -> _Terms:
+    """Contributions of a mixed-type model's columns: a number's (and its missing flag's) from its output
+    columns; a category's is its level's coefficient less the group's share at the training means, so that
+    the contributions of all columns still add up to the logit."""
+    encoder, estimator = model.encoder, model.estimator
+    coef = np.asarray(estimator.coef_, dtype=np.float64)  # (k, width), the encoder's output space
+    means = np.asarray(encoder.output_means)
+    n, d, k = X.shape[0], len(encoder.names), coef.shape[0]
+    contrib = np.zeros((n, k, d))
+    block = encoder.numeric_block(X)
+    p = block.shape[1]
+    groups = encoder.groups()
+    for e in range(p):
+        contrib[:, :, groups[e]] += (block[:, e, None] - means[e]) * coef[None, :, e]
+    levels = encoder.levels(X)
+    for j, (cat, offset) in enumerate(zip(encoder.categorical, encoder.offsets(), strict=True)):
+        span = slice(offset, offset + len(cat.levels))
+        share = coef[:, span] @ means[span]  # (k,)
+        hit = levels[:, j]
+        active = np.where(hit[:, None] >= 0, coef[:, np.maximum(hit, 0)].T, 0.0)  # (n, k)
+        contrib[:, :, cat.index] = active - share
+    baseline = np.asarray(estimator.intercept_, dtype=np.float64) + coef @ means
+    logits = contrib.sum(axis=2) + baseline
+    shown = _shown(encoder, X)
+
+    raw_coef, _ = raw_coefficients(encoder, coef, np.zeros(k))
+
+    def flip(gap: NDArray[np.float64]) -> list[dict[str, Any] | None]:
+        """Per cell: for a number, the change that moves the logit by ``gap``; for a category, the known one
+        whose level moves it past the threshold by the least."""
+        filled = encoder.drift_view(X)
+        cells: list[dict[str, Any] | None] = [None] * (n * d)
+        for c, e in zip(encoder.numeric, range(len(encoder.numeric)), strict=True):
+            if raw_coef[0, e] == 0:
+                continue
+            delta = gap / raw_coef[0, e]
+            value = filled[:, c.index] + delta
+            for i in np.flatnonzero(np.isfinite(delta) & np.isfinite(value)).tolist():
+                cells[i * d + c.index] = {"delta": float(delta[i]), "value": float(value[i])}
+        for j, (cat, offset) in enumerate(zip(encoder.categorical, encoder.offsets(), strict=True)):
+            level_coef = coef[0, offset: offset + len(cat.levels)]
+            now = np.where(levels[:, j] >= 0, coef[0, np.maximum(levels[:, j], 0)], 0.0)
+            change = level_coef[None, :] - now[:, None]  # (n, levels): the logit's move to each level
+            crosses = np.where(gap[:, None] >= 0, change >= gap[:, None], change < gap[:, None])
+            crosses &= np.arange(len(cat.levels))[None, :] != levels[:, j, None] - offset
+            cost = np.where(crosses, np.abs(change), np.inf)
+            best = cost.argmin(axis=1)
+            for i in np.flatnonzero(np.isfinite(cost[np.arange(n), best])).tolist():
+                cells[i * d + cat.index] = {"delta": None, "value": cat.levels[best[i]]}
+        return cells
+
+    return _Terms(contrib, baseline, logits, shown, flip)
+
+
+def _shown(encoder: Any, X: NDArray[np.float64]) -> NDArray[Any]:
+    """The caller's values: numbers as sent (None where missing), categories as their text (None where missing,
+    "(unknown)" for one training never saw)."""
+    shown = np.where(np.isnan(X), None, X).astype(object)
+    for cat in encoder.categorical:
+        codes = X[:, cat.index]
+        text = np.array([*cat.categories, UNKNOWN_TEXT], dtype=object)
+        valid = ~np.isnan(codes)
+        column = np.full(codes.shape, None, dtype=object)
+        column[valid] = text[codes[valid].astype(np.intp)]  # -1: the last entry, the unknown text
+        shown[:, cat.index] = column
+    return shown
+
+
+def _top(signed: NDArray[np.float64], contrib: NDArray[np.float64], X: NDArray[Any],
          names: list[str], top_k: int) -> list[list[dict[str, Any]]]:
     """Per row, the features with the largest positive ``signed`` contribution (at most ``top_k``)."""
     k = min(top_k, signed.shape[1])
@@ -96,32 +198,23 @@ def _top(signed: NDArray[np.float64], contrib: NDArray[np.float64], X: NDArray[n
     ]
 
 
-def _binary(model: Any, X: NDArray[np.float64], names: list[str], classes: NDArray[Any], coef: NDArray[np.float64],
-            centred: NDArray[np.float64], baseline: float, predicted: NDArray[np.intp], threshold: float | None,
-            top_k: int) -> list[dict[str, Any]]:
-    contrib = centred * coef  # (n, d)
-    logit = model.decision_function(X)  # the logit the model computes: baseline + contributions, exactly
+def _binary(model: Any, terms: _Terms, names: list[str], classes: NDArray[Any], predicted: NDArray[np.intp],
+            threshold: float | None, top_k: int) -> list[dict[str, Any]]:
+    contrib = terms.contrib[:, 0, :]  # (n, d)
+    logit = terms.logits[:, 0]
     direction = np.where(predicted == 1, 1.0, -1.0)
-    reasons = _top(contrib * direction[:, None], contrib, X, names, top_k)
+    reasons = _top(contrib * direction[:, None], contrib, terms.shown, names, top_k)
     cut = raw_threshold(model, threshold) if threshold is not None else None
     labels = classes[predicted].tolist()
     logits = _rows(logit)
     contribs = _rows(contrib)
+    n, d = contrib.shape
     if cut is None:
-        flips: list[dict[str, Any]] = [dict.fromkeys(names) for _ in range(X.shape[0])]
+        flips: list[dict[str, Any]] = [dict.fromkeys(names) for _ in range(n)]
     else:
-        nonzero = coef != 0
-        delta = np.divide(cut - logit[:, None], coef, out=np.full(contrib.shape, np.nan), where=nonzero)
-        value = X + delta
-        ok = np.isfinite(delta) & np.isfinite(value)
-        # one flat pass builds every {"delta", "value"} object, then each row zips its slice with the names
-        cells: list[dict[str, float] | None] = [
-            {"delta": dv, "value": vv} for dv, vv in zip(delta.ravel().tolist(), value.ravel().tolist(), strict=True)
-        ]
-        for k in np.flatnonzero(~ok.ravel()).tolist():
-            cells[k] = None
-        d = len(names)
-        flips = [dict(zip(names, cells[i * d : (i + 1) * d], strict=True)) for i in range(X.shape[0])]
+        cells = terms.flip(cut - logit)
+        flips = [dict(zip(names, cells[i * d : (i + 1) * d], strict=True)) for i in range(n)]
+    baseline = float(terms.baseline[0])
     return [
         {
             "predicted_class": label,
@@ -137,16 +230,14 @@ def _binary(model: Any, X: NDArray[np.float64], names: list[str], classes: NDArr
     ]
 
 
-def _multinomial(model: Any, X: NDArray[np.float64], names: list[str], classes: NDArray[Any], coef: NDArray[np.float64],
-                 centred: NDArray[np.float64], baseline: NDArray[np.float64], predicted: NDArray[np.intp],
+def _multinomial(terms: _Terms, names: list[str], classes: NDArray[Any], predicted: NDArray[np.intp],
                  top_k: int) -> list[dict[str, Any]]:
     keys = [label_key(c) for c in classes]
-    contrib = centred[:, None, :] * coef[None, :, :]  # (n, k, d)
-    logits = model.decision_function(X)  # (n, k): baseline + contributions per class, exactly
-    rows = np.arange(X.shape[0])
+    contrib = terms.contrib  # (n, k, d)
+    rows = np.arange(contrib.shape[0])
     chosen = contrib[rows, predicted]  # (n, d): contributions to the predicted class's logit
-    reasons = _top(chosen, chosen, X, names, top_k)
-    base = dict(zip(keys, baseline.tolist(), strict=True))
+    reasons = _top(chosen, chosen, terms.shown, names, top_k)
+    base = dict(zip(keys, terms.baseline.tolist(), strict=True))
     labels = classes[predicted].tolist()
     return [
         {
@@ -158,7 +249,7 @@ def _multinomial(model: Any, X: NDArray[np.float64], names: list[str], classes: 
             },
             "top_reasons": why,
         }
-        for label, lrow, cls, why in zip(labels, _rows(logits), _rows(contrib), reasons, strict=True)
+        for label, lrow, cls, why in zip(labels, _rows(terms.logits), _rows(contrib), reasons, strict=True)
     ]
 
 

@@ -277,12 +277,12 @@ def train_and_store(
         "n_samples": int(n),
         "n_train": int(train_idx.size),
         "n_validation": int(val_idx.size),
-        "converged": bool(model.converged_),
-        "n_iter": int(model.n_iter_),
+        "converged": bool(estimator.converged_),
+        "n_iter": int(estimator.n_iter_),
         "warnings": messages,
         "train_metrics": train_metrics,
         "validation_metrics": validation_metrics,
-        "loss_history": downsample(model.loss_history_),
+        "loss_history": downsample(estimator.loss_history_),
     }
     if calibration_report is not None:
         report["calibration"] = calibration_report

@@ -114,7 +114,7 @@ def test_the_card_shows_each_columns_kind_and_encoding(mixed: Any) -> None:
 def test_a_value_of_another_kind_is_a_422_naming_the_column(mixed: Any, record: dict[str, Any],
                                                              mentions: str | None, api_error: Any) -> None:
     client, test, _, _ = mixed
-    row = {**records(test)[0], **record}
+    row = {**records(test)[5], **record}
     resp = client.post("/predict", json={"model": "mixed", "records": [row]})
     if mentions is None:
         assert resp.status_code == 200, resp.text

@@ -45,6 +45,22 @@ def test_curl_examples_run_against_the_demo_model(demo_server: Server, tmp_path:
     assert '"breast-cancer"' in result.stdout
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_mixed_table_example_runs(demo_server: Server, tmp_path: Path) -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+    script = next(b for b in blocks if "examples/churn.csv" in b)
+    script = script.replace("http://127.0.0.1:8000", demo_server.url)
+    (tmp_path / ".curlrc").write_text("fail-with-body\nmax-time = 60\n")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"CURL_HOME": str(tmp_path), "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    assert "x-unknown-categories: 1; state=1" in result.stdout.lower()
+    assert '"kind":"categorical","levels":["basic","plus","pro"]' in result.stdout
+
+
 def test_configuration_table_lists_every_setting() -> None:
     documented = set(re.findall(r"^\| `(LOGREG_[A-Z0-9_]+)` \|", README, flags=re.M))
     fields = {f"LOGREG_{name.upper()}" for name in Settings.model_fields}

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ...config import Settings
-from ...data.matrix import check_matrix_size, input_matrix, labels_array, training_columns
+from ...data.matrix import check_matrix_size, has_mixed_cells, input_matrix, labels_array, training_columns
 from ...data.sources import open_files
 from ...data.tables import Limits, read_csv_stream, stream_opener
 from ...domain import TrainParams
@@ -160,12 +160,15 @@ def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> _Training:
     names = envelope.feature_names or _record_names(bulk.get("records"))
     features, records = bulk.get("features"), bulk.get("records")
     columns = None
-    try:
-        if envelope.encoding.given():
-            raise InvalidInputError("an encoding is asked for")
-        X = input_matrix(features, records, names)
-    except InvalidInputError:
+    if envelope.encoding.given():
         X, names, columns = training_columns(features, records, names, envelope.encoding.declared())
+    else:
+        try:
+            X = input_matrix(features, records, names)
+        except InvalidInputError:
+            if not has_mixed_cells(features if features is not None else records):
+                raise  # not a table of other kinds of cells: the error of plain numbers says what is wrong
+            X, names, columns = training_columns(features, records, names, envelope.encoding.declared())
     y = labels_array(bulk.get("labels"), X.shape[0])
     names = names or [f"x{i}" for i in range(X.shape[1])]
     return _in_memory(envelope.model, _options(envelope), TrainingSet(X, y, names, columns))

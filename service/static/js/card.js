@@ -61,6 +61,8 @@ export function renderCard() {
   $("card-warnings").hidden = warnings.length === 0;
   $("card-warnings-list").replaceChildren(...warnings.map((w) => el("li", { text: w })));
 
+  renderEncoding(card.encoding);
+
   const params = card.params || {};
   const main = [...MAIN_PARAMS, ...(MINIBATCH.has(params.solver) ? MINIBATCH_PARAMS : [])];
   const mainBody = $("params-table").tBodies[0];
@@ -94,6 +96,24 @@ export function renderCard() {
   } else {
     fact(metrics, "Validation", "none (trained with validation_fraction 0)");
   }
+}
+
+/** A mixed-type table's columns: kind, encoding, missing values and (categories) the levels kept. */
+function renderEncoding(encoding) {
+  const box = $("card-encoding");
+  box.hidden = !encoding;
+  if (!encoding) return;
+  const levelsText = (c) => {
+    if (c.kind !== "categorical") return c.missing_indicator ? "+ a missing flag" : "";
+    const grouped = c.n_infrequent ? `; ${c.n_infrequent} grouped as infrequent` : "";
+    return `${c.categories} categories → ${c.levels.length} columns${grouped}`;
+  };
+  $("encoding-table").tBodies[0].replaceChildren(...encoding.columns.map((c) => el("tr", { "data-column": c.name },
+    el("th", { scope: "row", text: c.name }),
+    el("td", { text: c.kind }),
+    el("td", { text: c.kind === "categorical" ? `one-hot (unknown: ${c.unknown})` : c.encoding }),
+    el("td", { text: c.missing }),
+    el("td", { title: (c.levels || []).join(", "), text: levelsText(c) }))));
 }
 
 // ------------------------------------------------------------------ coefficients

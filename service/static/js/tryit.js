@@ -14,8 +14,39 @@ function featureMeans(card) {
 /** A training mean as the form shows it: 6 significant digits (the exact value is in the input's title). */
 const meanText = (v) => (Number.isFinite(Number(v)) ? String(Number(Number(v).toPrecision(6))) : "0");
 
+const GROUPS = new Set(["(missing)", "(infrequent)"]);
+
+/** A mixed-type model's input for one column: a number (empty: missing), true/false/missing, or a category
+ * typed or picked from the levels training kept. */
+function typedField(c, j) {
+  const id = `feature-${j}`;
+  const common = { id, name: id, "data-feature": c.name, "data-kind": c.kind, "data-testid": `feature-${c.name}` };
+  let input;
+  if (c.kind === "numeric") {
+    input = el("input", { ...common, type: "number", step: "any", inputmode: "decimal", value: meanText(c.fill),
+      title: `missing values become ${c.missing}; leave empty to send a missing value` });
+  } else if (c.kind === "boolean") {
+    input = el("select", common, el("option", { value: "true", text: "true" }),
+      el("option", { value: "false", text: "false" }), el("option", { value: "", text: "(missing)" }));
+    input.value = c.fill >= 0.5 ? "true" : "false";
+  } else {
+    const known = [...(c.levels || []).filter((l) => !GROUPS.has(l)), ...(c.infrequent || [])];
+    input = el("input", { ...common, type: "text", list: `${id}-levels`, value: known[0] ?? "",
+      title: "a category; leave empty to send a missing value" });
+    return el("div", { className: "field" }, el("label", { for: id, text: `${c.name} (category)` }), input,
+      el("datalist", { id: `${id}-levels` }, ...known.map((l) => el("option", { value: l }))));
+  }
+  return el("div", { className: "field" }, el("label", { for: id, text: c.name }), input);
+}
+
 export function renderTryIt() {
   const card = state.card;
+  if (card.encoding) {
+    $("predict-fields").replaceChildren(...card.encoding.columns.map(typedField));
+    $("predict-result").hidden = true;
+    setMessage($("predict-message"), "");
+    return;
+  }
   const names = card.feature_names || [];
   const means = featureMeans(card);
   const fields = $("predict-fields");
@@ -31,6 +62,11 @@ export function renderTryIt() {
 }
 
 function resetTryIt() {
+  if (state.card.encoding) {
+    renderTryIt();
+    setMessage($("predict-message"), "Reset to the values missing cells get.", "ok");
+    return;
+  }
   const means = featureMeans(state.card);
   (state.card.feature_names || []).forEach((_, j) => {
     const input = $(`feature-${j}`);
@@ -40,9 +76,57 @@ function resetTryIt() {
   setMessage($("predict-message"), "Reset to the training means.", "ok");
 }
 
+/** The record of a mixed-type model's form, or null after pointing at a field that is not valid. */
+function typedRecord(columns) {
+  const record = {};
+  for (let j = 0; j < columns.length; j += 1) {
+    const input = $(`feature-${j}`);
+    const text = input.value.trim();
+    const c = columns[j];
+    let value = text === "" ? null : text;
+    if (c.kind === "numeric" && value !== null) {
+      value = Number(text);
+      if (!Number.isFinite(value)) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        setMessage($("predict-message"), `Enter a number for ${c.name}, or leave it empty.`, "error");
+        return null;
+      }
+    } else if (c.kind === "boolean" && value !== null) {
+      value = value === "true";
+    }
+    input.removeAttribute("aria-invalid");
+    record[c.name] = value;
+  }
+  return record;
+}
+
+async function submitTyped(card) {
+  const record = typedRecord(card.encoding.columns);
+  if (!record) return;
+  const { model, version } = state;
+  setMessage($("predict-message"), "Predicting…", "busy");
+  let data;
+  try {
+    ({ data } = await api("POST", "/predict_proba?explain=true", { json: { model, version, records: [record] } }));
+  } catch (err) {
+    setMessage($("predict-message"), `Prediction failed: ${describeError(err)}`, "error");
+    return;
+  }
+  if (model !== state.model || version !== state.version) return;
+  state.prediction = { values: Object.values(record), classes: data.classes, probabilities: data.probabilities[0],
+    explanation: data.explanations[0] };
+  setMessage($("predict-message"), "");
+  renderPrediction();
+}
+
 async function submitPrediction(event) {
   event.preventDefault();
   const card = state.card;
+  if (card.encoding) {
+    await submitTyped(card);
+    return;
+  }
   const names = card.feature_names || [];
   const values = [];
   for (let j = 0; j < names.length; j += 1) {
@@ -110,7 +194,13 @@ function renderPrediction() {
     const x = p.values[j];
     return { name, x, z: safeDiv(x - mean[j], scale[j]), contribution: coef * (x - mean[j]) };
   });
-  const baseline = intercept + names.reduce((s, name, j) => s + Number(coefs[name]) * mean[j], 0);
+  let baseline = intercept + names.reduce((s, name, j) => s + Number(coefs[name]) * mean[j], 0);
+  if (p.explanation) {  // a mixed-type model: the server's exact contributions per column
+    const ex = p.explanation;
+    const byName = binary ? ex.contributions : ex.contributions[labelKey(p.classes[classIndex])];
+    rows.forEach((r) => { r.contribution = Number(byName[r.name]); r.z = NaN; });
+    baseline = binary ? ex.baseline : ex.baseline[labelKey(p.classes[classIndex])];
+  }
   const total = rows.reduce((s, r) => s + r.contribution, 0);
   const logit = baseline + total;
   rows.sort((a, b) => Math.abs(b.contribution) - Math.abs(a.contribution));
@@ -125,8 +215,8 @@ function renderPrediction() {
     bar.style.width = `${width.toFixed(2)}%`;
     return el("tr", { "data-feature": r.name },
       el("th", { scope: "row", text: r.name }),
-      el("td", { className: "num", text: fmt.sig(r.x, 5) }),
-      el("td", { className: "num", text: fixed(r.z, 2) }),
+      el("td", { className: "num", text: typeof r.x === "number" ? fmt.sig(r.x, 5) : String(r.x ?? "(missing)") }),
+      el("td", { className: "num", text: Number.isFinite(r.z) ? fixed(r.z, 2) : "—" }),
       el("td", { className: "num contribution", "data-value": String(r.contribution), text: signed(r.contribution) }),
       el("td", { className: "bar-cell", "aria-hidden": "true" }, el("span", { className: "axis-line" }), bar));
   }));

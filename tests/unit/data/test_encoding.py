@@ -44,8 +44,7 @@ def test_matches_the_scikit_learn_pipeline(params: EncodingParams) -> None:
     dense = encoded.toarray() if sp.issparse(encoded) else encoded
     # the same columns up to their order: compare sorted column fingerprints
     assert np.allclose(np.sort(dense.sum(axis=0)), np.sort(Xt.sum(axis=0)), atol=1e-9)
-    model = EncodedModel(encoder, LogisticRegression(standardize=False, solver="newton", tol=1e-12).fit(dense, y))
-    encoder.sparse = False  # TEMP
+    model = EncodedModel(encoder, LogisticRegression(standardize=False, solver="newton", tol=1e-12).fit(encoded, y))
     Xtest = model.columns().json_matrix([test[n] for n in table], "test")
     assert (Xtest[:7, 5] == UNKNOWN).all()
     ours_p = model.predict_proba(Xtest)

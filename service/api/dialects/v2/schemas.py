@@ -16,7 +16,9 @@ MATRIX_INPUT = "input-0"
 PLATFORM = "logreg-service"
 OUTPUTS = ("predict", "predict_proba")
 
-Datatype = Literal["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8"]
+#: Request datatypes: numbers for every model; BOOL and BYTES (text) for the columns of mixed-type models.
+Datatype = Literal["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8",
+                   "BOOL", "BYTES"]
 Parameters = dict[str, str | float | bool]
 
 

@@ -31,6 +31,9 @@ def tensor(spec: V2RequestInput, data: Any, max_rows: int) -> NDArray[np.float64
     """A request input as a float64 array of its declared shape, with errors that name the input."""
     name, shape = spec.name, spec.shape
     where = f"input {name!r}"
+    if spec.datatype in ("BOOL", "BYTES"):
+        raise InvalidInputError(f"{where}: datatype {spec.datatype} is for models trained on mixed-type tables; this "
+                                "model takes numbers (FP64, FP32, FP16, INT*, UINT*)")
     if not shape:
         raise InvalidInputError(f"{where} has an empty shape: send `[rows, features]` or, per feature, `[rows]`")
     check_row_limit(shape[0], max_rows, name)
@@ -129,12 +132,15 @@ def _flat(spec: V2RequestInput, data: Any, max_rows: int) -> list[Any]:
 
 
 def _cell(kind: str, value: Any, where: str) -> Any:
-    """A BYTES cell (text) as the value its column's kind reads; other JSON values as they are."""
-    if not isinstance(value, str) or kind == "categorical":
+    """A BYTES cell (text) as the value its column's kind reads, empty text being a missing value (as in a CSV);
+    other JSON values as they are."""
+    if not isinstance(value, str):
         return value
     text = value.strip()
     if text == "":
         return None
+    if kind == "categorical":
+        return value
     if kind == "boolean":
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
