@@ -46,9 +46,10 @@ def category_text(value: Any) -> str:
 
 def json_kind(values: Sequence[Any], name: str, where: str) -> str:
     """The kind of a JSON column from its values' types; a 422 when it mixes text with numbers or booleans."""
+    cells = (str, int, float, bool)
     seen = {type(v) for v in values if v is not None}
-    if not seen <= {str, int, float, bool}:
-        row, odd = next((i, v) for i, v in enumerate(values) if v is not None and type(v) not in (str, int, float, bool))
+    if not seen <= set(cells):
+        row, odd = next((i, v) for i, v in enumerate(values) if v is not None and type(v) not in cells)
         raise InvalidInputError(f"{where}: column {name!r}, row {row} holds {odd!r}: a cell is a number, text, a "
                                 "boolean or null", {"column": name, "row": row})
     if not seen:

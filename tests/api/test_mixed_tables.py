@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.domain import EncodingParams
-from tests.mixed import CATEGORICAL, NUMERIC, frame, make_table, records, sklearn_pipeline, to_csv
+from tests.mixed import CATEGORICAL, frame, make_table, records, sklearn_pipeline, to_csv
 
 PARAMS = {"C": 1.0, "tol": 1e-12, "solver": "newton"}
 
