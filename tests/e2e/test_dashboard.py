@@ -484,6 +484,52 @@ def test_training_as_background_job(server: Server, browser: Browser, api: httpx
     assert watch.errors == []
 
 
+def test_mixed_table_card_and_try_it(server: Server, browser: Browser, api: httpx.Client) -> None:
+    """A version trained on a table with text, booleans and empty cells: the card lists each column's kind
+    and encoding, and Try it sends the raw record (a category, a boolean, an empty cell) and shows the
+    server's contributions."""
+    churn = ROOT / "examples" / "churn.csv"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    api.post("/train", headers=headers, files={"file": ("churn.csv", churn.read_bytes(), "text/csv")},
+             data={"model": "churn-ui", "target": "churned"}).raise_for_status()
+    card = api.get("/models/churn-ui/versions/1").raise_for_status().json()
+    watch = ConsoleWatch()
+    with dashboard_page(browser, f"{server.url}/", watch, failure_shot="failure-mixed.png") as page:
+        before = selections(page)
+        page.get_by_test_id("version-churn-ui-1").click()
+        wait_for_selection(page, before, "churn-ui@1")
+        encoding = page.get_by_test_id("card-encoding")
+        expect(encoding).to_be_visible()
+        rows = page.eval_on_selector_all("#encoding-table tbody tr",
+                                         "els => els.map((r) => [r.dataset.column, r.cells[1].textContent])")
+        assert rows == [[c["name"], c["kind"]] for c in card["encoding"]["columns"]]
+        assert dict(rows) == {"plan": "categorical", "state": "categorical", "tenure_months": "numeric",
+                              "monthly_fee": "numeric", "autopay": "boolean", "support_calls": "numeric"}
+
+        page.get_by_test_id("feature-plan").fill("basic")
+        page.get_by_test_id("feature-state").fill("TX")
+        page.get_by_test_id("feature-tenure_months").fill("")  # missing: imputed by the model
+        page.get_by_test_id("feature-autopay").select_option("false")
+        page.get_by_test_id("feature-support_calls").fill("4")
+        assert_every_control_labelled(page)
+        page.get_by_test_id("predict-submit").click()
+        expect(page.get_by_test_id("predict-result")).to_be_visible()
+        fee = float(page.get_by_test_id("feature-monthly_fee").input_value())
+        record = {"plan": "basic", "state": "TX", "tenure_months": None, "monthly_fee": fee, "autopay": False,
+                  "support_calls": 4}
+        p = api.post("/predict_proba", json={"model": "churn-ui", "records": [record]}).raise_for_status().json()[
+            "probabilities"][0][1]
+        shown = float(page.get_by_test_id("predict-probability").get_attribute("data-value") or "nan")
+        assert shown == pytest.approx(p, rel=1e-12, abs=1e-15)
+        contributions = page.eval_on_selector_all(
+            "[data-testid=contributions] tbody td.contribution", "els => els.map((e) => Number(e.dataset.value))")
+        assert len(contributions) == 6
+        logit = float(page.get_by_test_id("logit-total").get_attribute("data-value") or "nan")
+        assert logit == pytest.approx(math.log(p / (1 - p)), rel=1e-6, abs=1e-6)
+        page.get_by_test_id("tryit").screenshot(path=ARTIFACTS / "try-it-mixed.png")
+    assert watch.errors == []
+
+
 def test_dashboard_with_protected_reads(protected_server: Server, browser: Browser) -> None:
     """With LOGREG_PROTECT_READS the page says a key is needed, then shows the models once one is pasted."""
     watch = ConsoleWatch()
