@@ -18,7 +18,7 @@ from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns, arrow_kind
 from .csv_reader import Plan, csv_labels
-from .sink import Limits, Progress, Sink, Table, first_non_finite, select_columns
+from .sink import Limits, Progress, Sink, Table, first_infinite, first_non_finite, select_columns
 from .sources import Files
 
 #: Rows per record batch of a Parquet source.
@@ -78,14 +78,14 @@ def _append_batch(sink: Sink, batch: pa.RecordBatch, names: Sequence[str], targe
     values = []
     for name in names:
         column = batch.column(name)
-        if sink.kinds is not None:
-            values.append(sink.kinds.from_arrow(name, column, f"{where}, rows from {sink.rows + 1}"))
+        if sink.kinds is not None:  # missing cells are NaN; infinities are refused below
+            values.append(sink.kinds.from_arrow(name, column, where, check_finite=False))
             continue
         if column.null_count:
             row = sink.rows + int(pc.index(pc.is_null(column), True).as_py())
             raise InvalidInputError(f"{where}, row {row + 1}, column {name!r}: the value is missing")
         values.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
-    bad = first_non_finite(values)
+    bad = first_non_finite(values) if sink.kinds is None else first_infinite(values)
     if bad is not None:
         raise InvalidInputError(f"{where}, row {sink.rows + bad[0] + 1}, column {names[bad[1]]!r}: "
                                 f"{values[bad[1]][bad[0]]!r} is not finite")

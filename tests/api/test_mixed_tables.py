@@ -173,3 +173,39 @@ def test_numeric_only_is_unchanged_for_nulls(served: Any, api_error: Any) -> Non
     api_error(served.client.post("/predict", json={"model": "toy", "features": [[None, 1.0]]}), 422)
 
 
+
+
+def test_a_categorical_flip_names_a_category_that_flips_the_decision(mixed: Any) -> None:
+    client, test, _, _ = mixed
+    rows = records(test)[3:40]
+    answer = client.post("/predict?explain=true", json={"model": "mixed", "records": rows}).json()
+    checked = 0
+    for row, label, explained in zip(rows, answer["predictions"], answer["explanations"], strict=True):
+        for column in CATEGORICAL:
+            flip = explained["flips"][column]
+            if flip is None or flip["value"] in ("(infrequent)", "(missing)"):
+                continue
+            flipped = client.post("/predict", json={"model": "mixed", "records": [{**row, column: flip["value"]}]})
+            assert flipped.json()["predictions"][0] != label, (column, flip)
+            checked += 1
+    assert checked >= 5
+
+
+def test_multiclass_and_calibrated_mixed_models(mixed: Any) -> None:
+    client, test, _, _ = mixed
+    table, y = make_table(900, seed=14)
+    three = (y + (np.asarray([v == "a" for v in table["c0"]]))).tolist()  # classes 0, 1, 2
+    resp = client.post("/train", json={"model": "mixed3", "records": records(table), "labels": three})
+    assert resp.status_code == 201, resp.text
+    answer = client.post("/predict_proba?explain=true", json={"model": "mixed3", "records": records(test)[:4]})
+    assert answer.status_code == 200, answer.text
+    for row, proba in zip(answer.json()["explanations"], answer.json()["probabilities"], strict=True):
+        assert set(row["contributions"]) == {"0", "1", "2"}
+        logits = [row["baseline"][k] + sum(row["contributions"][k].values()) for k in ("0", "1", "2")]
+        soft = np.exp(np.array(logits) - max(logits))
+        assert np.allclose(soft / soft.sum(), proba, atol=1e-9)
+    calibrated = client.post("/train", json={"model": "mixed-cal", "records": records(table), "labels": y.tolist(),
+                                             "calibration": "platt"})
+    assert calibrated.status_code == 201, calibrated.text
+    assert client.post("/predict?explain=true", json={"model": "mixed-cal", "records": records(test)[:3]}
+                       ).status_code == 200

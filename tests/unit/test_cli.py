@@ -97,3 +97,23 @@ def test_train_shows_its_progress_on_a_terminal(tmp_path: Path) -> None:
 
 def test_train_is_quiet_when_asked(tmp_path: Path) -> None:
     assert _train_on_a_terminal(tmp_path / "store", "--quiet") == ""
+
+
+CHURN = EXAMPLE.with_name("churn.csv")
+
+
+def test_train_and_predict_a_mixed_type_table(tmp_path: Path, capsys) -> None:
+    store = tmp_path / "store"
+    assert cli.main(["train", str(CHURN), "--target", "churned", "--model", "churn", "--store", str(store),
+                     "--categorical", "support_calls", "--encoding", "min_frequency=20", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
+    card = json.loads((store / "churn" / "1" / "metadata.json").read_text())
+    kinds = {c["name"]: c["kind"] for c in card["encoding"]["columns"]}
+    assert kinds["support_calls"] == "categorical" and kinds["autopay"] == "boolean" and kinds["plan"] == "categorical"
+    assert card["encoding"]["params"]["min_frequency"] == 20
+    assert cli.main(["predict", str(CHURN), "--model", "churn", "--store", str(store)]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["prediction", "p_no", "p_yes"] and len(rows) == 601
+    with CHURN.open() as fh:
+        truth = [r["churned"] for r in csv.DictReader(fh)]
+    assert sum(r[0] == t for r, t in zip(rows[1:], truth, strict=True)) / len(truth) > 0.7

@@ -175,3 +175,25 @@ def test_features_pick_and_order_the_columns(tmp_path: Path, fmt: str) -> None:
         read(path, tmp_path, features=["unit", "wide"])
     with pytest.raises(InvalidInputError, match=r"missing feature\(s\) 'nope'"):
         read(path, tmp_path, features=["unit", "nope"], ignore_extra=True)
+
+
+def test_a_mixed_type_table_reads_the_same_from_csv_and_parquet(tmp_path: Path) -> None:
+    from tests.mixed import make_table, to_csv
+
+    table, y = make_table(PARQUET_BATCH_ROWS + 500, seed=8)  # more than one Parquet batch and CSV block
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_bytes(to_csv(table, y, target="label"))
+    columns = {name: pa.array(values, {"flag": pa.bool_()}.get(name, pa.string() if name.startswith("c")
+                                                              else pa.float64())) for name, values in table.items()}
+    pq.write_table(pa.table({**columns, "label": pa.array(y)}), tmp_path / "t.parquet", row_group_size=20_000)
+    a = read(csv_path, tmp_path, declared={})
+    b = read(tmp_path / "t.parquet", tmp_path, declared={})
+    assert a.columns is not None and b.columns is not None
+    assert a.columns.kinds == b.columns.kinds == {"num1": "numeric", "num2": "numeric", "flag": "boolean",
+                                                  "c0": "categorical", "c1": "categorical", "c2": "categorical"}
+    assert a.columns.categories == b.columns.categories
+    assert np.array_equal(a.X, b.X, equal_nan=True)
+    assert np.array_equal(a.labels, b.labels)
+    assert np.isnan(a.X).any()
+    with pytest.raises(InvalidInputError, match="encoding names column"):
+        read(csv_path, tmp_path, declared={"nope": "categorical"})
