@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     services = Services(
         settings=settings, registry=registry, monitoring=monitoring, drift=drift, trainer=trainer,
         scorer=Scorer(registry, monitoring, drift, settings.max_predict_rows), api_keys=key_digests(keys),
+        protect_reads=settings.reads_protected(keys), protect_monitoring=settings.monitoring_protected(keys),
     )
 
     @asynccontextmanager
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         if not keys:
             log.warning("no API keys configured (LOGREG_API_KEYS): every route is open to anyone who can reach it")
+        elif not services.protect_reads:
+            log.warning("LOGREG_PROTECT_READS=false: predictions, model cards, validation rows and jobs are readable "
+                        "without a key")
         try:
             registry.check()
             registry.cleanup_temp()

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from .config import Settings
+from .config import ConfigurationError, Settings
 from .data.sources import open_files
 from .data.tables import read_labelled_csv, read_table
 from .domain import EncodingParams, TrainParams
@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"LOGREG_{env}"] = str(value)
     settings = Settings()
+    settings.keys()  # a key file that cannot be read, or a short key: refused before any worker starts
     # One worker keeps its metrics in memory, where the series of versions it stops tracking can be
     # dropped; several workers need the shared multi-process directory.
     prometheus_dir = _prepare_prometheus_dir(settings) if settings.workers > 1 else None
@@ -271,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (LogregError, ValidationError, OSError, ValueError) as exc:
+    except (LogregError, ConfigurationError, ValidationError, OSError, ValueError) as exc:
         message = exc.message if isinstance(exc, LogregError) else str(exc)
         print(f"logreg: error: {message}", file=sys.stderr)
         return 2

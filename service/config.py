@@ -56,8 +56,16 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(
         None, description="Comma-separated API keys; when set, mutating routes need `Authorization: Bearer <key>`."
     )
-    api_keys_file: Path | None = Field(None, description="File with one API key per line (added to `api_keys`).")
-    protect_reads: bool = Field(False, description="Require a key for prediction and read routes too.")
+    api_keys_file: Path | None = Field(
+        None, description="File with one API key per line (added to `api_keys`); blank lines and lines starting "
+        "with `#` are skipped.")
+    protect_reads: bool | None = Field(
+        None, description="Require a key for prediction and read routes too (only the probes `/healthz` and "
+        "`/readyz`, the dashboard's page and the API docs stay open); default: on whenever keys are set. "
+        "`false` opens reads explicitly.")
+    protect_monitoring: bool | None = Field(
+        None, description="Require a key for the Prometheus scrape `/monitoring/metrics` (scrapers send it as a "
+        "bearer token); default: as `protect_reads`.")
     train_timeout_seconds: float = Field(
         600.0, gt=0, description="Wall-clock limit of one training run; it stops cleanly and stores nothing."
     )
@@ -82,11 +90,41 @@ class Settings(BaseSettings):
         return [Path(p) for p in (self.data_roots or "").split(os.pathsep) if p.strip()]
 
     def keys(self) -> list[str]:
-        """The configured API keys, from ``api_keys`` and ``api_keys_file``; empty means open access."""
+        """The configured API keys, from ``api_keys`` and ``api_keys_file`` (comments, blank lines and a UTF-8
+        byte-order mark skipped); empty means open access. A :class:`ConfigurationError` for a key shorter than
+        :data:`MIN_API_KEY_LENGTH` or a file that cannot be read, so the service does not start half-guarded."""
         keys = [k.strip() for k in (self.api_keys or "").split(",") if k.strip()]
         if self.api_keys_file is not None:
-            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+            try:
+                text = self.api_keys_file.read_text(encoding="utf-8-sig")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigurationError(f"LOGREG_API_KEYS_FILE cannot be read: {exc}") from None
+            keys += [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        short = [i for i, k in enumerate(keys) if len(k) < MIN_API_KEY_LENGTH]
+        if short:
+            raise ConfigurationError(
+                f"{len(short)} API key(s) are shorter than {MIN_API_KEY_LENGTH} characters (LOGREG_API_KEYS / "
+                f"LOGREG_API_KEYS_FILE); use long random keys, e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`")
         return keys
+
+    def reads_protected(self, keys: list[str]) -> bool:
+        """Whether read routes need a key: ``protect_reads`` when set, else whenever there are ``keys``."""
+        return bool(keys) if self.protect_reads is None else self.protect_reads and bool(keys)
+
+    def monitoring_protected(self, keys: list[str]) -> bool:
+        """Whether the Prometheus scrape needs a key: ``protect_monitoring`` when set, else as reads."""
+        if self.protect_monitoring is None:
+            return self.reads_protected(keys)
+        return self.protect_monitoring and bool(keys)
+
+
+#: Shortest API key accepted: shorter ones are guessable.
+MIN_API_KEY_LENGTH = 16
+
+
+class ConfigurationError(Exception):
+    """A setting that cannot work; the service refuses to start and says which."""
 
 
 @lru_cache

@@ -33,6 +33,9 @@ class Services:
     scorer: Scorer
     #: sha256 digests of the configured API keys; empty means open access.
     api_keys: tuple[bytes, ...]
+    #: Whether read routes, and the Prometheus scrape, need a key (see the settings of the same names).
+    protect_reads: bool = False
+    protect_monitoring: bool = False
 
 
 def services_of(request: Request) -> Services:

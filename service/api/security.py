@@ -1,4 +1,4 @@
-"""API keys: Bearer tokens checked in constant time; mutating routes always, reads when configured."""
+"""API keys: Bearer tokens checked in constant time; mutating routes always, reads and the scrape unless opened."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _check(services: Services, credentials: HTTPAuthorizationCredentials | None)
 def read_allowed(services: Services, authorization: str | None) -> bool:
     """Whether a read route may answer a request with this ``Authorization`` header: the scoring fast
     path's check (when it says no, the route's dependency answers the 401 or 403 that says why)."""
-    if not services.api_keys or not services.settings.protect_reads:
+    if not services.api_keys or not services.protect_reads:
         return True
     scheme, token = get_authorization_scheme_param(authorization)
     return scheme.lower() == "bearer" and bool(token) and key_valid(services.api_keys, token)
@@ -56,11 +56,20 @@ async def require_write_key(request: Request, credentials: Credentials) -> None:
 
 
 async def require_read_key(request: Request, credentials: Credentials) -> None:
-    """Prediction and read routes: a key is required only with ``LOGREG_PROTECT_READS=true``."""
+    """Prediction and read routes: a key is required whenever keys are set, unless reads were opened
+    (``LOGREG_PROTECT_READS=false``)."""
     services = services_of(request)
-    if services.settings.protect_reads:
+    if services.protect_reads:
+        _check(services, credentials)
+
+
+async def require_monitoring_key(request: Request, credentials: Credentials) -> None:
+    """The Prometheus scrape: as reads, unless ``LOGREG_PROTECT_MONITORING`` says otherwise."""
+    services = services_of(request)
+    if services.protect_monitoring:
         _check(services, credentials)
 
 
 WriteAccess = [Depends(require_write_key)]
 ReadAccess = [Depends(require_read_key)]
+MonitoringAccess = [Depends(require_monitoring_key)]

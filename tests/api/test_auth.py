@@ -26,12 +26,12 @@ from service.store.jobs import JobStore
 
 from ..support import TOY_TRAIN
 
-KEYS = ("alpha-key-0123", "beta-key-4567", "gamma-key-89ab")
+KEYS = ("alpha-key-0123-4567", "beta-key-4567-89ab", "gamma-key-89ab-cdef")
 SMALL_CSV = b"a,b,y\n0,1,0\n1,0.5,0\n2,2.5,1\n3,3,1\n0.5,0.2,0\n2.5,2,1\n"
 ROWS = {"model": "toy", "features": [[0.0, 1.0], [3.0, 3.0]]}
 #: Routes that stay open even with ``protect_reads``: probes (ours, the V2 protocol's and MLflow's), the scrape
 #: and the API documentation.
-ALWAYS_OPEN = {"/healthz", "/readyz", "/monitoring/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+ALWAYS_OPEN = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
                "/redoc", "/v2/health/live", "/v2/health/ready", "/ping", "/health"}
 
 
@@ -112,9 +112,9 @@ def test_mutating_routes_need_a_valid_key(keyed, api_error, method, path, kwargs
 
 def test_each_configured_key_works_and_keys_are_trimmed(make_client, tmp_path):
     key_file = tmp_path / "keys.txt"
-    key_file.write_text("\n  file-key-one  \n\nfile-key-two\n")
+    key_file.write_text("\ufeff# API keys for logreg\n#\n\n  file-key-one-0123  \n\nfile-key-two-4567\n")
     client = make_client(api_keys=f" {KEYS[0]} , {KEYS[1]},,{KEYS[2]} ", api_keys_file=key_file)
-    keys = [*KEYS, "file-key-one", "file-key-two"]
+    keys = [*KEYS, "file-key-one-0123", "file-key-two-4567"]
     for i, key in enumerate(keys, start=1):
         resp = client.post("/train", json=TOY_TRAIN, headers=bearer(key))
         assert resp.status_code == 201, (key, resp.text)
@@ -131,17 +131,17 @@ def test_each_configured_key_works_and_keys_are_trimmed(make_client, tmp_path):
 
 def test_keys_from_a_file_alone(make_client, tmp_path, api_error):
     key_file = tmp_path / "keys"
-    key_file.write_text("only-from-file\n")
+    key_file.write_text("only-from-file-0123\n")
     client = make_client(api_keys_file=key_file)
     check_denied(client.post("/train", json=TOY_TRAIN), 401, api_error)
-    assert client.post("/train", json=TOY_TRAIN, headers=bearer("only-from-file")).status_code == 201
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer("only-from-file-0123")).status_code == 201
 
 
 def test_keys_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("LOGREG_API_KEYS", "env-one,env-two")
+    monkeypatch.setenv("LOGREG_API_KEYS", "env-one-0123456789,env-two-0123456789")
     monkeypatch.setenv("LOGREG_PROTECT_READS", "true")
     settings = Settings(model_store=tmp_path / "store")
-    assert settings.keys() == ["env-one", "env-two"]
+    assert settings.keys() == ["env-one-0123456789", "env-two-0123456789"]
     assert settings.protect_reads is True
 
 
@@ -158,8 +158,8 @@ def read_requests(job: str) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def test_reads_are_open_unless_protect_reads(keyed):
-    client = keyed()
+def test_reads_are_open_only_when_opened_explicitly(keyed):
+    client = keyed(protect_reads=False)
     for method, path, kwargs in read_requests(queued_job(client)):
         resp = client.request(method, path, **kwargs)
         assert resp.status_code == 200, (method, path, resp.text)
@@ -167,8 +167,9 @@ def test_reads_are_open_unless_protect_reads(keyed):
         assert client.request(method, path, headers=WRONG, **kwargs).status_code == 200, (method, path)
 
 
-def test_protect_reads_guards_prediction_and_read_routes(keyed, api_error):
-    client = keyed(protect_reads=True)
+@pytest.mark.parametrize("protect_reads", [None, True], ids=["default", "explicit"])
+def test_with_keys_reads_are_guarded(keyed, api_error, protect_reads):
+    client = keyed(protect_reads=protect_reads)
     for method, path, kwargs in read_requests(queued_job(client)):
         check_denied(client.request(method, path, **kwargs), 401, api_error)
         check_denied(client.request(method, path, headers=WRONG, **kwargs), 403, api_error)
@@ -177,10 +178,37 @@ def test_protect_reads_guards_prediction_and_read_routes(keyed, api_error):
             assert resp.status_code == 200, (method, path, resp.text)
 
 
-def test_probes_monitoring_and_docs_stay_open_with_protect_reads(keyed):
-    client = keyed(protect_reads=True)
-    for path in ("/healthz", "/readyz", "/monitoring/metrics", "/openapi.json", "/docs"):
+def test_probes_and_docs_stay_open_and_the_scrape_has_its_own_setting(keyed):
+    client = keyed()
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/"):
         assert client.get(path).status_code == 200, path
+    assert client.get("/monitoring/metrics").status_code == 401
+    assert client.get("/monitoring/metrics", headers=bearer(KEYS[0])).status_code == 200
+    assert keyed(protect_monitoring=False).get("/monitoring/metrics").status_code == 200
+    opened = keyed(protect_reads=False)
+    assert opened.get("/monitoring/metrics").status_code == 200  # follows reads unless set
+    assert keyed(protect_reads=False, protect_monitoring=True).get("/monitoring/metrics").status_code == 401
+
+
+@pytest.mark.parametrize("text", ["short-key\n", "# comment\n\ngood-key-0123456789\nabc\n"])
+def test_short_keys_are_refused_at_start(make_client, tmp_path, text):
+    from service.config import ConfigurationError, Settings
+
+    key_file = tmp_path / "keys"
+    key_file.write_text(text)
+    with pytest.raises(ConfigurationError, match="shorter than 16 characters"):
+        Settings(api_keys_file=key_file).keys()
+    with pytest.raises(ConfigurationError, match="shorter than 16"):
+        Settings(api_keys="tiny").keys()
+
+
+def test_comment_lines_and_a_byte_order_mark_are_not_keys(make_client, tmp_path):
+    key_file = tmp_path / "keys"
+    key_file.write_text("\ufeffreal-key-0123456789\n# API keys for logreg\n#\n   # indented comment\n")
+    client = make_client(api_keys_file=key_file)
+    for token in ("#", "# API keys for logreg", "real-key-0123456789"[1:]):
+        assert client.post("/train", json=TOY_TRAIN, headers=bearer(token)).status_code == 403, token
+    assert client.post("/train", json=TOY_TRAIN, headers=bearer("real-key-0123456789")).status_code == 201
 
 
 def _concrete(path: str, job: str) -> str:
@@ -333,7 +361,7 @@ def test_openapi_declares_the_bearer_scheme_on_protected_routes(keyed):
         assert {name: []} in paths[path][method].get("security", []), (method, path)
         if method != "get":  # the write routes document their 401 and 403 answers
             assert {"401", "403"} <= set(paths[path][method]["responses"]), (method, path)
-    for path in ("/healthz", "/readyz", "/monitoring/metrics"):
+    for path in ("/healthz", "/readyz"):
         assert "security" not in paths[path]["get"], path
     # the docs page carries the Authorize button (swagger-ui reads the scheme from the document)
     assert client.get("/docs").status_code == 200

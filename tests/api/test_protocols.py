@@ -407,7 +407,7 @@ def test_row_limit_is_413_in_each_dialect(toy_client, api_error):
 
 
 def test_api_keys_cover_the_new_routes_and_leave_the_probes_open(toy_client, api_error):
-    key = "k-0123456789"
+    key = "k-0123456789abcdef"
     c = toy_client(api_keys=key, protect_reads=True)
     good = {"Authorization": f"Bearer {key}"}
     body = {"inputs": [tensor([[0.0, 1.0]])]}

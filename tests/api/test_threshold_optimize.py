@@ -222,12 +222,12 @@ def test_store_sets_the_threshold_predict_uses(make_client, trainer, breast_canc
 
 
 def test_storing_needs_write_access_computing_does_not(make_client, trainer, breast_cancer_csv, api_error):
-    client = make_client(api_keys="s3cret")
-    auth = {"Authorization": "Bearer s3cret"}
+    client = make_client(api_keys="s3cret-s3cret-s3cret", protect_reads=False)
+    auth = {"Authorization": "Bearer s3cret-s3cret-s3cret"}
     resp = client.post("/train", files={"file": ("d.csv", breast_cancer_csv, "text/csv")},
                        data={"model": "bc", "target": "diagnosis"}, headers=auth)
     assert resp.status_code == 201, resp.text
-    optimize(client, {"objective": "f1"})  # a read: open unless LOGREG_PROTECT_READS
+    optimize(client, {"objective": "f1"})  # a read: open when reads are opened
     api_error(client.post(URL.format(name="bc", version=1), json={"objective": "f1", "store": True}), 401)
     api_error(client.post(URL.format(name="bc", version=1), json={"objective": "f1", "store": True},
                           headers={"Authorization": "Bearer wrong"}), 403)
@@ -238,8 +238,8 @@ def test_storing_needs_write_access_computing_does_not(make_client, trainer, bre
 
 
 def test_reads_protected_need_a_key_to_compute(make_client, breast_cancer_csv, api_error):
-    client = make_client(api_keys="s3cret", protect_reads=True)
-    auth = {"Authorization": "Bearer s3cret"}
+    client = make_client(api_keys="s3cret-s3cret-s3cret", protect_reads=True)
+    auth = {"Authorization": "Bearer s3cret-s3cret-s3cret"}
     client.post("/train", files={"file": ("d.csv", breast_cancer_csv, "text/csv")},
                 data={"model": "bc", "target": "diagnosis"}, headers=auth)
     api_error(client.post(URL.format(name="bc", version=1), json={"objective": "f1"}), 401)

@@ -78,7 +78,9 @@ class ConsoleWatch:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("dashboard")
-    srv = start_server(root / "model_store", root / "server.log", "--demo", env={"LOGREG_API_KEYS": API_KEY})
+    # Reads opened explicitly: the page lists and scores without a key; writes need it (protected reads below).
+    srv = start_server(root / "model_store", root / "server.log", "--demo",
+                       env={"LOGREG_API_KEYS": API_KEY, "LOGREG_PROTECT_READS": "false"})
     try:
         yield srv
     finally:

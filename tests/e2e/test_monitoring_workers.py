@@ -48,7 +48,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, l
     prom.mkdir()
     stale = _stale_samples(prom)
     srv = start_server(root / "store", root / "server.log", "--workers", "2", "--log-level", "info",
-                       env={"LOGREG_API_KEYS": KEY, "LOGREG_PROMETHEUS_DIR": str(prom)})
+                       env={"LOGREG_API_KEYS": KEY, "LOGREG_PROTECT_READS": "false",
+                            "LOGREG_PROMETHEUS_DIR": str(prom)})
     try:
         yield srv, stale
     finally:

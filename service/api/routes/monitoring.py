@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..deps import DriftDep, MonitoringDep
+from ..security import MonitoringAccess
 
 router = APIRouter(tags=["health"])
 
@@ -18,6 +19,7 @@ router = APIRouter(tags=["health"])
     "rows per request, training runs and durations, registry cache hits and loads, models loaded, rows and "
     "values outside the training range, and the population stability index per feature.",
     response_class=Response,
+    dependencies=MonitoringAccess,
 )
 async def prometheus_metrics(monitoring: MonitoringDep, drift: DriftDep) -> Response:
     drift.publish_all()  # this worker's PSI gauges, up to date
