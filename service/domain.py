@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from .engine.params import CHOICES, INT_MINIMA, RANGES, check_combination
 from .errors import InvalidInputError
@@ -46,6 +46,19 @@ MAX_EXPLAIN_ROWS = 10_000
 PREVIEW_ITEMS = 5
 
 Label = int | bool | str
+
+
+def _refuse_bool(value: Any) -> Any:
+    """JSON's ``true`` is not the number 1 here (pydantic's lax mode would read it so)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    return value
+
+
+#: A number in a request that may not be a boolean (``"threshold": true`` is refused, not read as 1.0).
+Real = Annotated[float, BeforeValidator(_refuse_bool)]
+#: A whole number in a request that may not be a boolean (``"version": true`` is not version 1).
+Count = Annotated[int, BeforeValidator(_refuse_bool)]
 
 
 def is_model_name(name: object) -> bool:
@@ -124,39 +137,39 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     penalty: Literal[CHOICES["penalty"]] = Field("l2", description="Regularization.")  # type: ignore[valid-type]
-    C: float | None = Field(
+    C: Real | None = Field(
         None, **_bounds("C", le=1e12),
         description="Inverse regularization strength as in scikit-learn; default 1. Give C or alpha.",
     )
-    alpha: float | None = Field(None, **_bounds("alpha", le=1e6), description="Strength per mean loss: 1 / (C * n).")
-    l1_ratio: float = Field(0.5, **_bounds("l1_ratio"), description="L1 share of an elastic-net penalty.")
+    alpha: Real | None = Field(None, **_bounds("alpha", le=1e6), description="Strength per mean loss: 1 / (C * n).")
+    l1_ratio: Real = Field(0.5, **_bounds("l1_ratio"), description="L1 share of an elastic-net penalty.")
     solver: Literal[CHOICES["solver"]] = Field(  # type: ignore[valid-type]
         "lbfgs", description="`lbfgs`/`newton` need l2 or none; `proximal` or mini-batch solvers for L1."
     )
-    max_iter: int | None = Field(None, ge=INT_MINIMA["max_iter"],
+    max_iter: Count | None = Field(None, ge=INT_MINIMA["max_iter"],
                                  description="Iterations (full batch) or epochs; default per solver.")
-    tol: float | None = Field(None, **_bounds("tol", le=1), description="Stopping tolerance; default per solver.")
+    tol: Real | None = Field(None, **_bounds("tol", le=1), description="Stopping tolerance; default per solver.")
     fit_intercept: bool = True
     standardize: bool = Field(True, description="Learn and apply feature mean/scale inside the model.")
     class_weight: Literal["balanced"] | dict[str, float] | None = Field(
         None, description='`"balanced"` or `{label: weight}` (labels as strings).'
     )
-    batch_size: int = Field(32, ge=INT_MINIMA["batch_size"], le=1_000_000)
-    learning_rate: float | None = Field(None, **_bounds("learning_rate", le=100))
+    batch_size: Count = Field(32, ge=INT_MINIMA["batch_size"], le=1_000_000)
+    learning_rate: Real | None = Field(None, **_bounds("learning_rate", le=100))
     lr_schedule: Literal[CHOICES["lr_schedule"]] = "constant"  # type: ignore[valid-type]
-    lr_gamma: float = Field(0.5, **_bounds("lr_gamma"))
-    lr_step_size: int = Field(50, ge=INT_MINIMA["lr_step_size"])
-    lr_decay: float = Field(0.01, **_bounds("lr_decay", le=100))
-    lr_min: float = Field(0.0, **_bounds("lr_min"))
-    momentum: float = Field(0.9, **_bounds("momentum"))
-    beta1: float = Field(0.9, **_bounds("beta1"))
-    beta2: float = Field(0.999, **_bounds("beta2"))
+    lr_gamma: Real = Field(0.5, **_bounds("lr_gamma"))
+    lr_step_size: Count = Field(50, ge=INT_MINIMA["lr_step_size"])
+    lr_decay: Real = Field(0.01, **_bounds("lr_decay", le=100))
+    lr_min: Real = Field(0.0, **_bounds("lr_min"))
+    momentum: Real = Field(0.9, **_bounds("momentum"))
+    beta1: Real = Field(0.9, **_bounds("beta1"))
+    beta2: Real = Field(0.999, **_bounds("beta2"))
     early_stopping: bool = False
-    validation_fraction: float = Field(
+    validation_fraction: Real = Field(
         0.1, **_bounds("validation_fraction"), description="Engine's early-stopping split."
     )
-    n_iter_no_change: int = Field(5, ge=INT_MINIMA["n_iter_no_change"], le=10_000)
-    random_state: int | None = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffles and splits.")
+    n_iter_no_change: Count = Field(5, ge=INT_MINIMA["n_iter_no_change"], le=10_000)
+    random_state: Count | None = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffles and splits.")
 
     @model_validator(mode="after")
     def _combination(self) -> TrainParams:
@@ -190,10 +203,10 @@ class EncodingParams(BaseModel):
         False, description="Add a 0/1 column per numeric column that had missing values in training.")
     missing_category: Literal["level", "most_frequent"] = Field(
         "level", description="A missing category: a level of its own, or the most frequent category.")
-    min_frequency: float | None = Field(
+    min_frequency: Real | None = Field(
         None, gt=0, description="Categories seen fewer times (an integer count, or a share below 1) are grouped "
         "into one 'infrequent' column.")
-    max_categories: int | None = Field(
+    max_categories: Count | None = Field(
         None, ge=2, le=MAX_CATEGORIES_PER_COLUMN,
         description="At most this many columns per categorical column, the 'infrequent' group included.")
     unknown: Literal["ignore", "infrequent"] = Field(

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns, arrow_kind
-from .sink import Limits, Progress, Sink, first_infinite, first_non_finite, select_columns
+from .sink import Limits, Progress, Sink, first_infinite, first_missing_label, first_non_finite, select_columns
 
 #: How a read turns cells into values: strict numbers (None), a model's columns, or declared kinds to infer the
 #: rest (see :func:`read_csv`).
@@ -123,6 +123,13 @@ def read_csv(
                 row, j = bad
                 line, text = _locate(opener, sink.rows - start + row, position[names[j]])
                 raise InvalidInputError(f"{at} line {line}, column {names[j]!r}: {text!r} is not finite")
+            if target is not None:
+                missing = first_missing_label(batch.column(target))
+                if missing is not None:
+                    line, text = _locate(opener, sink.rows - start + missing, position[target])
+                    raise InvalidInputError(
+                        f"{at} line {line}: the label ({target!r}) is {repr(text) if text else 'empty'}: every row "
+                        "needs a class; drop the rows without one", {"column": target})
             if trailing and pc.max(pc.utf8_length(batch.column(file_names[-1]))).as_py():
                 raise InvalidInputError(f"{where} has values in a column without a name (the last one)")
             sink.append(values, batch.column(target) if target is not None else None)

@@ -12,6 +12,9 @@ from ..domain import preview
 from ..errors import InvalidInputError, LimitExceededError
 from .columns import Columns, json_kind
 
+#: Label text that names no class (an empty cell, ``nan``, ``null``...), refused wherever labels come from.
+MISSING_LABELS = ("", "nan", "na", "n/a", "null", "none")
+
 
 def check_row_limit(rows: int, limit: int | None, field: str | None = None) -> None:
     """The one limit on rows per request: a 413 that says how many and what to do."""
@@ -305,6 +308,11 @@ def labels_array(labels: Any, n_rows: int) -> NDArray[Any]:
     if not kinds <= {bool, int, str} or len(kinds) > 1:
         names = sorted(k.__name__ for k in kinds)
         raise InvalidInputError(f"`labels` must all be ints, all bools or all strings; got {names}")
+    if kinds == {str}:
+        missing = [i for i, v in enumerate(labels) if v.strip().lower() in MISSING_LABELS]
+        if missing:
+            raise InvalidInputError(f"`labels` {missing[0]} is {labels[missing[0]]!r}: every row needs a class",
+                                    {"rows": missing[:100]})
     if kinds == {int}:
         huge = [v for v in labels if not -(2**63) <= v < 2**63]
         if huge:

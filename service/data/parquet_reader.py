@@ -18,7 +18,7 @@ from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns, arrow_kind
 from .csv_reader import Plan, csv_labels
-from .sink import Limits, Progress, Sink, Table, first_infinite, first_non_finite, select_columns
+from .sink import Limits, Progress, Sink, Table, first_infinite, first_missing_label, first_non_finite, select_columns
 from .sources import Files
 
 #: Rows per record batch of a Parquet source.
@@ -92,9 +92,12 @@ def _append_batch(sink: Sink, batch: pa.RecordBatch, names: Sequence[str], targe
     labels = None
     if target is not None:
         labels = batch.column(target)
-        if labels.null_count:
-            row = sink.rows + int(pc.index(pc.is_null(labels), True).as_py())
-            raise InvalidInputError(f"{where}, row {row + 1}: the label ({target!r}) is missing")
+        if pa.types.is_dictionary(labels.type):
+            labels = labels.cast(pa.string())
+        missing = first_missing_label(labels)
+        if missing is not None:
+            raise InvalidInputError(f"{where}, row {sink.rows + missing + 1}: the label ({target!r}) is missing "
+                                    f"({labels[missing].as_py()!r}): every row needs a class", {"column": target})
     sink.append(values, labels)
 
 

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns
-from .matrix import check_matrix_size, check_row_limit, column_order
+from .matrix import MISSING_LABELS, check_matrix_size, check_row_limit, column_order
 
 #: Called as ``progress(rows_read, bytes_read)`` after each batch.
 Progress = Callable[[int, int], None]
@@ -39,6 +39,20 @@ class Limits:
     max_rows: int | None = None
     max_bytes: int | None = None
     bytes_setting: str = "LOGREG_MAX_TRAIN_BYTES"
+
+
+def first_missing_label(labels: pa.Array) -> int | None:
+    """The position of the first label that is missing: null, empty, or text such as ``nan`` (any case)."""
+    if labels.null_count:
+        return int(pc.index(pc.is_null(labels), True).as_py())
+    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
+        if pa.types.is_floating(labels.type):
+            bad = pc.is_nan(labels)
+            return int(pc.index(bad, True).as_py()) if pc.any(bad).as_py() else None
+        return None
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(labels))
+    bad = pc.is_in(text, value_set=pa.array(MISSING_LABELS))
+    return int(pc.index(bad, True).as_py()) if pc.any(bad).as_py() else None
 
 
 def label_bytes(labels: pa.Array) -> int:

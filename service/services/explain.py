@@ -34,9 +34,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..data.encoding import EncodedModel, raw_coefficients
-from ..domain import MAX_EXPLAIN_ROWS, label_key
+from ..domain import MAX_EXPLAIN_ROWS, label_key, preview
 from ..engine.calibration import raw_threshold
-from ..errors import LimitExceededError
+from ..errors import InvalidInputError, LimitExceededError
 from ..store.cache import LoadedModel
 
 #: Reasons listed per row.
@@ -72,6 +72,13 @@ def explain_rows(
     classes = model.classes_
     with np.errstate(over="ignore", invalid="ignore"):
         terms = _encoded_terms(model, X) if isinstance(model, EncodedModel) else _plain_terms(model, X)
+    finite = np.isfinite(terms.logits).all(axis=1) & np.isfinite(terms.contrib).all(axis=(1, 2))
+    if not finite.all():
+        rows = np.flatnonzero(~finite).tolist()
+        raise InvalidInputError(
+            f"rows {preview(rows)} hold values too large to explain (their logit or a contribution overflows); "
+            "ask without explain=true, or send values in the range the model was trained on", {"rows": rows[:100]})
+    with np.errstate(over="ignore", invalid="ignore"):
         if terms.contrib.shape[1] == 1:
             return _binary(model, terms, names, classes, predicted, threshold, top_k)
         return _multinomial(terms, names, classes, predicted, top_k)

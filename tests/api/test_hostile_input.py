@@ -772,3 +772,48 @@ def test_stored_versions_survive_a_restart_after_all_this(trained, make_client):
     assert ModelRegistry(store, cache_size=0).list_models() == client.app.state.services.registry.list_models()
     for name, version in (("demo", 1), ("demo", 2), ("multi", 1)):
         assert_serves(fresh, name, version)
+
+
+# -- loose input: each a 422 (hardening round two, point 12) ------------------------------------------------
+def test_a_boolean_is_not_a_version_a_threshold_or_a_count(make_client, api_error):
+    client = make_client()
+    assert client.post("/train", json=train_body()).status_code == 201
+    api_error(client.post("/predict", json={"model": "demo", "version": True, "features": [[1.0, 1.0]]}), 422,
+              mentions="boolean")
+    api_error(client.put("/models/demo/versions/1/threshold", json={"threshold": True}), 422, mentions="boolean")
+    api_error(client.post("/metrics", json={"model": "demo", "features": [[1.0, 1.0]], "labels": [0],
+                                            "threshold": False}), 422, mentions="boolean")
+    api_error(client.put("/models/demo/aliases/prod", json={"version": True}), 422, mentions="boolean")
+    api_error(client.post("/train", json={**train_body(), "params": {"max_iter": True}}), 422, mentions="boolean")
+    api_error(client.post("/train", json={**train_body(), "params": {"C": True}}), 422, mentions="boolean")
+    assert client.get("/models/demo/versions/1").json()["threshold"] is None
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("", "empty"), ("nan", "'nan'"), ("NaN", "'NaN'"), (" null ", "null")])
+def test_a_missing_label_in_a_csv_is_a_422_naming_the_line(make_client, api_error, cell, shown):
+    client = make_client()
+    body = f"a,b,y\n1,2,0\n2,3,1\n3,1,{cell}\n4,4,1\n".encode()
+    err = api_error(client.post("/train", files={"file": ("t.csv", body, "text/csv")},
+                                data={"model": "m", "target": "y"}), 422, mentions="line 4")
+    assert shown in err["message"] and "'y'" in err["message"]
+    assert client.get("/models").json()["models"] == []
+
+
+def test_missing_labels_in_json_and_parquet_are_refused(make_client, api_error, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    client = make_client(data_roots=str(tmp_path))
+    api_error(client.post("/train", json={"model": "m", "features": [[0.0], [1.0], [2.0]], "labels": ["a", "", "b"]}),
+              422, mentions="`labels` 1 is ''")
+    pq.write_table(pa.table({"x": [0.0, 1.0, 2.0, 3.0], "y": ["a", "b", "NaN", "a"]}), tmp_path / "t.parquet")
+    api_error(client.post("/train", json={"model": "m", "data": {"uri": str(tmp_path / "t.parquet"), "target": "y"}},
+                          params={"background": "false"}), 422, mentions="row 3")
+
+
+def test_explaining_values_that_overflow_is_a_422(make_client, api_error):
+    client = make_client()
+    assert client.post("/train", json=train_body()).status_code == 201
+    err = api_error(client.post("/predict?explain=true", json={"model": "demo", "features": [[1e308, 1e308],
+                                                                                           [1.0, 1.0]]}), 422)
+    assert err["message"].startswith("rows 0 hold values too large") and err["details"]["rows"] == [0]
