@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     monitoring.watch_registry(registry)
     drift = DriftTracker(monitoring, settings.drift_window_rows)
     trainer = Trainer(
-        JobStore(registry.root),
+        JobStore(registry.root, settings.job_retention, settings.max_finished_jobs),
         SlotPool(registry.root, settings.max_concurrent_trainings),
         monitoring,
         settings.train_timeout_seconds,
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             registry.check()
             registry.cleanup_temp()
             interrupted = trainer.jobs.recover()
+            trainer.jobs.expire()
             if interrupted:
                 log.warning("%d background job(s) were interrupted by a restart and are marked failed", interrupted)
         except RegistryUnavailableError as exc:

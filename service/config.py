@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_concurrent_trainings: int = Field(
         2, ge=1, description="Trainings running at once across all workers sharing the registry (429 beyond)."
     )
+    job_retention: float = Field(
+        7 * 86400.0, gt=0, description="Seconds a finished job's record (and its Idempotency-Key) is kept; "
+        "default 7 days.")
+    max_finished_jobs: int = Field(1000, ge=1, description="Finished job records kept at most; the oldest go first.")
     background_train_cells: int = Field(
         2_000_000, ge=1, description="Training sets with more rows x features run as background jobs by default."
     )

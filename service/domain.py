@@ -342,3 +342,4 @@ class Job(BaseModel):
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     pid: int | None = None
+    request_digest: str | None = None  # sha256 of the request an Idempotency-Key was first used with

@@ -7,6 +7,7 @@ and progress for background jobs, and a count of every outcome.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -401,10 +402,21 @@ class Trainer:
         self.monitoring = monitoring
         self.timeout = timeout
 
-    def run_now(self, model: str, work: Work) -> dict[str, Any]:
-        """Train in this thread, holding a slot (BusyError when none is free)."""
-        with self.slots.acquire():
-            return self._observed(model, lambda: work(JobControl(None, None, time.monotonic() + self.timeout)))
+    def run_now(self, model: str, work: Work, job_id: str | None = None) -> dict[str, Any]:
+        """Train in this thread, holding a slot (BusyError when none is free). With ``job_id`` (a synchronous
+        training under an Idempotency-Key) the outcome is recorded in that job, for a retry to find."""
+        try:
+            with self.slots.acquire(), self.jobs.runner(job_id) if job_id else contextlib.nullcontext():
+                report = self._observed(model, lambda: work(JobControl(None, None, time.monotonic() + self.timeout)))
+        except BaseException as exc:
+            if job_id is not None:
+                error = exc if isinstance(exc, LogregError) else None
+                self.jobs.finish(job_id, JobState.FAILED, error=error, error_fields=None if error else {
+                    "type": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+            raise
+        if job_id is not None:
+            self.jobs.finish(job_id, JobState.SUCCEEDED, result=report)
+        return report
 
     def start_job(self, job_id: str, model: str, work: Work) -> None:
         """Train in a background thread: the job waits for a slot, then records its outcome."""

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +24,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..domain import Job, JobState, age_seconds, is_job_id, utc_now
-from ..errors import BusyError, ConflictError, IntegrityError, LogregError, NotFoundError, RegistryUnavailableError
+from ..errors import (
+    BusyError,
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    LogregError,
+    NotFoundError,
+    RegistryUnavailableError,
+)
 from .atomic import file_lock, is_locked, make_locked_temp, reap_temp, replace_file, write_fd
 
 JOBS_DIR = ".jobs"
 SLOTS_DIR = ".slots"
 _START_GRACE_SECONDS = 30.0  # a queued job this young is not reported as interrupted
+_EXPIRE_EVERY_SECONDS = 3600.0  # how often creating a job also removes expired ones
 
 
 @contextlib.contextmanager
@@ -81,9 +91,12 @@ class SlotPool:
 class JobStore:
     """Background training jobs on disk, readable by any process sharing ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, retention_seconds: float = 7 * 86400, max_finished: int = 1000) -> None:
         self.dir = Path(root) / JOBS_DIR
+        self.retention_seconds = retention_seconds
+        self.max_finished = max_finished
         self._lock = threading.Lock()
+        self._expired_at = float("-inf")
 
     def _path(self, job_id: str, suffix: str = ".json") -> Path:
         if not is_job_id(job_id):
@@ -91,32 +104,60 @@ class JobStore:
         return self.dir / f"{job_id}{suffix}"
 
     # -- creating ---------------------------------------------------------------------------------------
-    def create(self, model: str, idempotency_key: str | None = None) -> tuple[Job, bool]:
-        """A new queued job, or the job first created with ``idempotency_key`` (then ``created`` is False).
+    def create(self, model: str, idempotency_key: str | None = None, request_digest: str | None = None,
+               state: JobState = JobState.QUEUED) -> tuple[Job, bool]:
+        """A new job, or the job first created with ``idempotency_key`` (then ``created`` is False).
 
-        The record is written before the key's marker, so whoever finds the marker finds the job.
+        A key used before with another request (``request_digest``) is a 422; a key whose first job failed or
+        was cancelled is free again (nothing was stored), so the retry runs anew. The record is written before
+        the key's marker, so whoever finds the marker finds the job.
         """
         with _disk("create the job directory"):
             self.dir.mkdir(parents=True, exist_ok=True)
-        job = Job(id=uuid.uuid4().hex, model=model, state=JobState.QUEUED, created_at=utc_now(), pid=os.getpid())
+        if time.monotonic() - self._expired_at > _EXPIRE_EVERY_SECONDS:
+            self._expired_at = time.monotonic()
+            self.expire()
+        job = Job(id=uuid.uuid4().hex, model=model, state=state, created_at=utc_now(), pid=os.getpid(),
+                  request_digest=request_digest if idempotency_key is not None else None)
         with _disk("write the job record"):
             self._write(job)
         if idempotency_key is None:
             return job, True
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-        marker = self.dir / f"idem-{digest}"
-        with _disk("record the Idempotency-Key"):
-            tmp, fd = make_locked_temp(self.dir, "idem-", directory=False)
-            try:
-                write_fd(fd, job.id.encode())
-                os.link(tmp, marker)  # atomic: the marker appears with its content, or not at all
-                return job, True
-            except FileExistsError:
+        marker = self._marker(idempotency_key)
+        for _ in range(3):
+            with _disk("record the Idempotency-Key"):
+                tmp, fd = make_locked_temp(self.dir, "idem-", directory=False)
+                try:
+                    write_fd(fd, job.id.encode())
+                    os.link(tmp, marker)  # atomic: the marker appears with its content, or not at all
+                    return job, True
+                except FileExistsError:
+                    first = self._first_job(marker)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                    os.close(fd)
+            if first is not None and request_digest is not None and first.request_digest not in (None, request_digest):
                 self._path(job.id).unlink(missing_ok=True)
-                return self.get(marker.read_text().strip()), False
-            finally:
-                tmp.unlink(missing_ok=True)
-                os.close(fd)
+                raise InvalidInputError(
+                    "this Idempotency-Key was first used with another request (a different body or model); send "
+                    "a new key with a new request", {"job": first.id})
+            if first is not None and first.state not in (JobState.FAILED, JobState.CANCELLED):
+                self._path(job.id).unlink(missing_ok=True)
+                return first, False
+            marker.unlink(missing_ok=True)  # the first try failed or its record expired: the key is free again
+        self._path(job.id).unlink(missing_ok=True)
+        raise BusyError("this Idempotency-Key is being claimed by another request; retry in a moment",
+                        retry_after=1)
+
+    def _marker(self, idempotency_key: str) -> Path:
+        return self.dir / f"idem-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
+
+    def _first_job(self, marker: Path) -> Job | None:
+        """The job a key's marker names, or None when the marker or its job is gone."""
+        try:
+            return self.get(marker.read_text().strip())
+        except (FileNotFoundError, NotFoundError):
+            return None
 
     @contextlib.contextmanager
     def runner(self, job_id: str) -> Iterator[None]:
@@ -182,6 +223,39 @@ class JobStore:
             raise ConflictError(f"job {job_id} already {job.state}", {"state": job.state})
         self._path(job_id, ".cancel").touch()
         return {**job.model_dump(mode="json"), "cancel_requested": True}
+
+    def expire(self) -> int:
+        """Remove finished jobs older than :attr:`retention_seconds` and, beyond :attr:`max_finished` finished
+        ones, the oldest; with their lock, cancel flag and Idempotency-Key markers. Returns how many were
+        removed. Runs at start-up and, at most hourly, when a job is created."""
+        if not self.dir.is_dir():
+            return 0
+        max_age_seconds, max_count = self.retention_seconds, self.max_finished
+        finished: list[tuple[float, str]] = []
+        for path in self.dir.glob("*.json"):
+            if not is_job_id(path.stem):
+                continue
+            try:
+                job = self._read(path.stem)
+            except (LogregError, OSError):
+                continue
+            if job.state.finished:
+                finished.append((age_seconds(job.finished_at or job.created_at), job.id))
+        finished.sort(reverse=True)  # oldest first
+        doomed = {job_id for age, job_id in finished if age > max_age_seconds}
+        keep = [job_id for _, job_id in finished if job_id not in doomed]
+        doomed.update(keep[: max(0, len(keep) - max_count)])
+        if not doomed:
+            return 0
+        for marker in self.dir.glob("idem-*"):
+            with contextlib.suppress(OSError):
+                if marker.read_text().strip() in doomed:
+                    marker.unlink()
+        for job_id in doomed:
+            for suffix in (".json", ".lock", ".cancel"):
+                with contextlib.suppress(OSError):
+                    self._path(job_id, suffix).unlink()
+        return len(doomed)
 
     def recover(self) -> int:
         """At start-up: remove abandoned temp files and mark every job whose runner is gone as failed;

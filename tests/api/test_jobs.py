@@ -349,3 +349,85 @@ def test_recover_skips_junk_in_the_jobs_directory(tmp_path):
     job_id = _write_job(store, state="running")
     (jobs_dir / f"{job_id}.lock").touch()
     assert JobStore(store).recover() == 1
+
+
+# -- Idempotency-Key with a request hash, synchronous trains too, and job retention --------------------------
+def _toy_body(**extra: Any) -> dict[str, Any]:
+    return {"model": "idem", "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0]] * 3,
+            "labels": [0, 0, 1, 1] * 3, "validation_fraction": 0, **extra}
+
+
+def test_a_synchronous_retry_with_the_same_key_replays_the_first_report(make_client, api_error):
+    client = make_client()
+    key = {"Idempotency-Key": "sync-retry-1"}
+    first = client.post("/train", json=_toy_body(), headers=key)
+    assert first.status_code == 201, first.text
+    # the same request with its keys in another order is the same request
+    again = client.post("/train", json=dict(reversed(list(_toy_body().items()))), headers=key)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert [v["version"] for v in client.get("/models/idem").json()["versions"]] == [1]
+    api_error(client.post("/train", json=_toy_body(description="another"), headers=key), 422,
+              mentions="another request")
+    api_error(client.post("/train?background=true", json=_toy_body(description="another"), headers=key), 422)
+    assert client.post("/train", json=_toy_body(), headers={"Idempotency-Key": "sync-retry-2"}).json()["version"] == 2
+
+
+def test_a_background_retry_with_another_body_is_refused(make_client, api_error):
+    client = make_client()
+    key = {"Idempotency-Key": "bg-retry"}
+    first = client.post("/train?background=true", json=_toy_body(), headers=key)
+    assert first.status_code == 202
+    assert client.post("/train?background=true", json=_toy_body(), headers=key).json()["id"] == first.json()["id"]
+    api_error(client.post("/train?background=true", json=_toy_body(params={"C": 2.0}), headers=key), 422)
+
+
+def test_a_key_whose_first_training_failed_is_free_again(make_client, api_error):
+    client = make_client()
+    key = {"Idempotency-Key": "fails-first"}
+    bad = _toy_body(labels=[0] * 12)  # a single class
+    api_error(client.post("/train", json=bad, headers=key), 422, mentions="single class")
+    api_error(client.post("/train", json=bad, headers=key), 422, mentions="single class")  # ran again
+
+
+def test_finished_jobs_expire_by_age_and_count(tmp_path):
+    import os
+    import time
+
+    from service.domain import JobState
+    from service.store.jobs import JobStore
+
+    store = JobStore(tmp_path, retention_seconds=3600, max_finished=2)
+    ids = []
+    for i in range(4):
+        job, _ = store.create("m", idempotency_key=f"k{i}", request_digest="d")
+        store.finish(job.id, JobState.SUCCEEDED, result={"i": i})
+        ids.append(job.id)
+        time.sleep(0.01)
+    running, _ = store.create("m")
+    old = store.dir / f"{ids[0]}.json"
+    record = old.read_text().replace('"finished_at":"', '"finished_at":"2000-01-01T00:00:00.000Z","x":"', 1)
+    old.write_text(record)
+    assert store.expire() == 2  # the one finished in 2000, and one beyond the newest two
+    left = sorted(p.stem for p in store.dir.glob("*.json"))
+    assert left == sorted([ids[2], ids[3], running.id])
+    markers = [p.read_text() for p in store.dir.glob("idem-*")]
+    assert sorted(markers) == sorted([ids[2], ids[3]])
+    assert not any(p.name.startswith(ids[0]) for p in store.dir.iterdir())
+    assert os.path.exists(store.dir)
+
+
+def test_a_retried_upload_is_the_same_request_whatever_its_multipart_boundary(make_client, breast_cancer_csv,
+                                                                               api_error):
+    client = make_client()
+    key = {"Idempotency-Key": "upload-1"}
+    form = {"model": "up", "target": "diagnosis"}
+    first = client.post("/train", files={"file": ("d.csv", breast_cancer_csv, "text/csv")}, data=form, headers=key)
+    again = client.post("/train", files={"file": ("d.csv", breast_cancer_csv, "text/csv")}, data=form, headers=key)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    rows = breast_cancer_csv.splitlines(keepends=True)
+    fewer = b"".join(rows[:-1])  # the same columns, one row less: another request
+    api_error(client.post("/train", files={"file": ("d.csv", fewer, "text/csv")}, data=form, headers=key), 422,
+              mentions="another request")
+    api_error(client.post("/train", files={"file": ("d.csv", breast_cancer_csv, "text/csv")},
+                          data={**form, "description": "changed"}, headers=key), 422, mentions="another request")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,8 +19,8 @@ from ...config import Settings
 from ...data.matrix import check_matrix_size, has_mixed_cells, input_matrix, labels_array, training_columns
 from ...data.sources import open_files
 from ...data.tables import Limits, read_csv_stream, stream_opener
-from ...domain import TrainParams
-from ...errors import InvalidInputError
+from ...domain import JobState, TrainParams
+from ...errors import ConflictError, InvalidInputError
 from ...services.training import (
     JobControl,
     TrainingProgress,
@@ -85,18 +86,23 @@ async def train(
     idempotency_key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", max_length=200,
-               description="Background jobs: a retried request with the same key returns the first job."),
+               description="A retried request with the same key returns the first one's job (background) or "
+               "report (synchronous, with `Idempotent-Replayed: true`) instead of training again; the same key "
+               "with another request is a 422."),
     ] = None,
 ) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        spec = await _from_csv_form(request, settings)
+        spec = await _from_csv_form(request, settings, digest=idempotency_key is not None)
     else:
-        envelope, bulk = validate_envelope(TrainRequest, await read_json_object(request))
+        obj = await read_json_object(request)
+        envelope, bulk = validate_envelope(TrainRequest, obj)
         if envelope.data is not None:
             spec = await run_in_threadpool(_from_uri, envelope, bulk, settings)
         else:
             spec = await run_in_threadpool(_from_json, envelope, bulk)
+        if idempotency_key is not None:
+            spec.digest = await run_in_threadpool(json_digest, obj)
     fields = log_fields(request.scope)
     fields["model"] = spec.name
     if spec.X is not None:  # already read: refused now if too large, before any job is made
@@ -114,12 +120,22 @@ async def train(
 
     in_background = background if background is not None else spec.cells > settings.background_train_cells
     if in_background:
-        record, created = await run_in_threadpool(trainer.jobs.create, spec.name, idempotency_key)
+        record, created = await run_in_threadpool(trainer.jobs.create, spec.name, idempotency_key, spec.digest)
         if created:
             trainer.start_job(record.id, spec.name, work)
         return json_response(record.model_dump(mode="json"), status_code=202,
                              headers={"Location": f"/jobs/{record.id}"})
-    report = await run_in_threadpool(trainer.run_now, spec.name, work)
+    job_id = None
+    if idempotency_key is not None:  # a retried synchronous training answers with the first one's report
+        record, created = await run_in_threadpool(trainer.jobs.create, spec.name, idempotency_key, spec.digest,
+                                                  JobState.RUNNING)
+        if not created:
+            if record.state is JobState.SUCCEEDED and record.result is not None:
+                return json_response(record.result, status_code=201, headers={"Idempotent-Replayed": "true"})
+            raise ConflictError(f"the first request with this Idempotency-Key is still running (job {record.id}); "
+                                "retry once it has finished", {"job": record.id})
+        job_id = record.id
+    report = await run_in_threadpool(trainer.run_now, spec.name, work, job_id)
     fields["version"], fields["rows"] = report["version"], report["n_samples"]
     return json_response(report, status_code=201)
 
@@ -134,6 +150,7 @@ class _Training:
     load: Callable[[TrainingProgress], TrainingSet]
     cells: int  # the size that decides on a background job
     X: Any = field(default=None)
+    digest: str | None = None  # of the request, kept with an Idempotency-Key
 
 
 def _options(envelope: TrainRequest, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -199,9 +216,10 @@ def _record_names(records: Any) -> list[str] | None:
     return None
 
 
-async def _from_csv_form(request: Request, settings: Settings) -> _Training:
+async def _from_csv_form(request: Request, settings: Settings, digest: bool = False) -> _Training:
     """The training from a multipart upload: the CSV is read from the spooled file (never whole in memory),
-    now, since the upload is removed once the form is closed."""
+    now, since the upload is removed once the form is closed. ``digest``: also hash the request (its fields
+    and the file's bytes), for an Idempotency-Key."""
     async with request.form() as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -228,6 +246,26 @@ async def _from_csv_form(request: Request, settings: Settings) -> _Training:
         limits = Limits(max_bytes=settings.max_train_bytes)
         table = await run_in_threadpool(partial(read_csv_stream, plan=envelope.encoding.declared()),
                                         stream_opener(upload.file), upload.size or 0, target=target, limits=limits)
+        request_digest = None
+        if digest:
+            request_digest = await run_in_threadpool(
+                form_digest, {**fields, "target": target, "params": params.model_dump_json()}, upload.file)
     assert table.labels is not None
     data = TrainingSet(table.X, table.labels, table.feature_names, table.columns)
-    return _in_memory(envelope.model, _options(envelope, params.model_dump()), data)
+    spec = _in_memory(envelope.model, _options(envelope, params.model_dump()), data)
+    spec.digest = request_digest
+    return spec
+
+
+def json_digest(obj: dict[str, Any]) -> str:
+    """sha256 of a JSON request, the same whatever the order of its keys."""
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def form_digest(fields: dict[str, Any], file: Any) -> str:
+    """sha256 of a multipart request: its fields, then its file's bytes (read again from the start)."""
+    h = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
+    file.seek(0)
+    while chunk := file.read(1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
