@@ -253,11 +253,13 @@ def train_and_store(
         messages += calibration_report["warnings"]
     model = served if encoder is None else EncodedModel(encoder, served)
     train_metrics = evaluation.classification_summary(y_train, served.predict_proba(fit_X), model.classes_)
+    progress.check()
     validation_metrics = None
     validation_sample = None
     if val_idx.size:
         proba_val = served.predict_proba(val_X)
         validation_metrics = evaluation.classification_summary(y_val, proba_val, model.classes_)
+        progress.check()
         keep = np.arange(val_idx.size)
         if keep.size > MAX_VALIDATION_SAMPLE:
             keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))
@@ -307,7 +309,7 @@ def train_and_store(
                                 "output_columns": encoder.width, "sparse": encoder.sparse}
     metadata["duration_seconds"] = round(time.perf_counter() - start, 6)
     progress.phase("storing")
-    stored = registry.save(name, model, metadata)
+    stored = registry.save(name, model, metadata, check=progress.check)
     return {**report, "version": stored.version, "duration_seconds": metadata["duration_seconds"]}
 
 
@@ -321,6 +323,9 @@ class TrainingProgress:
 
     def read(self, rows: int, bytes_read: int) -> None:
         """Rows and bytes read so far, while reading."""
+
+    def check(self) -> None:
+        """Between steps of a phase: raising stops the training (nothing is stored)."""
 
     def __call__(self, iteration: int, loss: float) -> None:
         """An iteration (or epoch) of the fit ended at ``loss``; raising stops the fit."""
@@ -338,6 +343,9 @@ class JobControl(TrainingProgress):
         self._last_cancel_check = 0.0
         self._progress: dict[str, Any] = {}
         self._phase_started = time.monotonic()
+
+    def check(self) -> None:
+        self._check_stop(time.monotonic())
 
     def phase(self, name: str, **info: Any) -> None:
         self._check_stop(time.monotonic())

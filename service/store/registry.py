@@ -38,7 +38,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +129,16 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ writes
 
-    def save(self, name: str, model: Any, metadata: Mapping[str, Any]) -> VersionMetadata:
+    def save(self, name: str, model: Any, metadata: Mapping[str, Any],
+             check: Callable[[], None] | None = None) -> VersionMetadata:
         """Store ``model`` as the next version of ``name`` and return its stored metadata.
 
         The system fields name/version/created_at/sha256/artefact override same-named keys of ``metadata``;
         ``aliases`` and ``threshold`` belong to the model's state and are not stored with the version.
+        Everything is written before the model's lock is taken, under the version number the next one is
+        likely to get; the lock covers only choosing the number (the record is written again in the rare
+        case another process took it meanwhile) and the rename that publishes the version. ``check`` is
+        called once the files are written, before the lock: raising there (a time limit) stores nothing.
         """
         name = validate_model_name(name)
         if not isinstance(metadata, Mapping):
@@ -156,17 +161,22 @@ class ModelRegistry:
                     fh.flush()
                     os.fsync(fh.fileno())
                 digest = hashlib.sha256(artefact.read_bytes()).hexdigest()
+                fields = json.loads(user_meta)
+                guess = self._next_version(name)
+                stored = self._write_record(tmp, fields, name, guess, digest)
+                os.fsync(tmp_fd)
+                if check is not None:
+                    check()
                 with self._model_lock(name):
-                    state = self._read_state_file(name)
-                    existing = self._scan_versions(name)
-                    version = max(state.next_version, existing[-1] + 1 if existing else 1)
-                    stored = self._record(user_meta, name, version, digest)
-                    write_new_file(tmp / METADATA_FILE, json_bytes(stored.model_dump(mode="json", exclude_unset=True)))
-                    os.fsync(tmp_fd)
+                    version = self._next_version(name)
+                    if version != guess:  # another process stored a version meanwhile
+                        stored = self._write_record(tmp, fields, name, version, digest)
+                        os.fsync(tmp_fd)
                     self._before_publish()
                     os.rename(tmp, model_dir / str(version))
                     committed = True
                     fsync_dir(model_dir)
+                    state = self._read_state_file(name)
                     state.next_version = version + 1
                     self._write_state(name, state)
             finally:
@@ -177,10 +187,24 @@ class ModelRegistry:
             raise RegistryUnavailableError(f"cannot write model {name!r} to the registry: {exc}") from exc
         return stored
 
+    def _next_version(self, name: str) -> int:
+        """The number the next version of ``name`` gets (final only under the model's lock)."""
+        state = self._read_state_file(name)
+        existing = self._scan_versions(name)
+        return max(state.next_version, existing[-1] + 1 if existing else 1)
+
+    def _write_record(self, directory: Path, fields: dict[str, Any], name: str, version: int,
+                      digest: str) -> VersionMetadata:
+        stored = self._record(fields, name, version, digest)
+        path = directory / METADATA_FILE
+        path.unlink(missing_ok=True)
+        write_new_file(path, json_bytes(stored.model_dump(mode="json", exclude_unset=True)))
+        return stored
+
     @staticmethod
-    def _record(user_meta: bytes, name: str, version: int, digest: str) -> VersionMetadata:
+    def _record(user_fields: dict[str, Any], name: str, version: int, digest: str) -> VersionMetadata:
         """The version's record: the caller's fields (as JSON reads them back) plus the system fields."""
-        fields = {**json.loads(user_meta), "name": name, "version": version, "created_at": utc_now(),
+        fields = {**user_fields, "name": name, "version": version, "created_at": utc_now(),
                   "sha256": digest, "artefact": ARTEFACT_FILE}
         try:
             return VersionMetadata.model_validate(fields)

@@ -606,3 +606,40 @@ def test_loaded_in_memory_never_reads_an_artefact(reg: ModelRegistry, monkeypatc
     reg.delete_alias("m", "production")
     reg.delete_version("m", 1)
     assert reg.loaded_in_memory("m", 1) is None
+
+
+def test_the_files_are_written_before_the_lock_and_a_late_check_stores_nothing(reg: ModelRegistry) -> None:
+    """The model's lock covers only choosing the number and the rename; a time limit that strikes once the
+    files are written leaves no version and no temp entry behind."""
+    from service.errors import TimeLimitError
+    from service.store.atomic import is_locked
+
+    seen = []
+
+    def check() -> None:
+        seen.append(is_locked(reg.root / "m" / ".lock"))
+
+    assert reg.save("m", Toy([1.0]), META, check=check).version == 1
+    assert seen == [False]
+
+    def late() -> None:
+        raise TimeLimitError("over the limit")
+
+    with pytest.raises(TimeLimitError):
+        reg.save("m", Toy([2.0]), META, check=late)
+    assert [v["version"] for v in reg.list_versions("m")] == [1]
+    assert not [p for p in (reg.root / "m").iterdir() if p.name.startswith(".tmp-")]
+    assert reg.save("m", Toy([3.0]), META).version == 2
+
+
+def test_a_version_taken_meanwhile_is_recorded_under_the_next_number(reg: ModelRegistry) -> None:
+    reg.save("m", Toy([1.0]), META)
+
+    def race() -> None:  # another writer publishes version 2 after this save guessed it
+        other = ModelRegistry(reg.root)
+        assert other.save("m", Toy([9.0]), {**META, "who": "other"}).version == 2
+
+    stored = reg.save("m", Toy([2.0]), {**META, "who": "me"}, check=race)
+    assert stored.version == 3
+    assert reg.metadata("m", 3).model_extra["who"] == "me" and reg.metadata("m", 2).model_extra["who"] == "other"
+    assert reg.load("m", 3).model == Toy([2.0])
