@@ -42,6 +42,9 @@ MAX_VALIDATION_SAMPLE = 5000
 MAX_REFERENCE_ROWS = 10_000
 #: Rows one request may ask explanations for (each row carries a value per feature, twice for binary models).
 MAX_EXPLAIN_ROWS = 10_000
+#: Values one request's explanations may hold: rows x features x logits (3 per feature and row for a binary
+#: model: a contribution and a flip's delta and value). About 30 MB of JSON at most.
+MAX_EXPLAIN_VALUES = 1_000_000
 #: Items a message lists before it says "and N more".
 PREVIEW_ITEMS = 5
 

@@ -26,6 +26,7 @@ threshold of 0 or 1, or an isotonic map that never reaches it, or always does).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..data.encoding import EncodedModel, raw_coefficients
-from ..domain import MAX_EXPLAIN_ROWS, label_key, preview
+from ..domain import MAX_EXPLAIN_ROWS, MAX_EXPLAIN_VALUES, label_key, preview
 from ..engine.calibration import raw_threshold
 from ..errors import InvalidInputError, LimitExceededError
 from ..store.cache import LoadedModel
@@ -52,6 +53,24 @@ def _rows(values: NDArray[np.float64]) -> list[Any]:
     return np.where(np.isfinite(values), values, None).tolist()
 
 
+def check_explain_size(rows: int, features: int, classes: int) -> None:
+    """The limits on one request's explanations, before any work: rows (``MAX_EXPLAIN_ROWS``) and values
+    (``MAX_EXPLAIN_VALUES``: rows x features x logits, three per feature for a binary model); a 413 naming
+    the limit and what the request asked for."""
+    if rows > MAX_EXPLAIN_ROWS:
+        raise LimitExceededError(
+            f"explanations are limited to {MAX_EXPLAIN_ROWS} rows per request (MAX_EXPLAIN_ROWS), got {rows}; split "
+            "the batch or ask without explain=true", {"rows": rows, "limit": MAX_EXPLAIN_ROWS})
+    values = rows * features * (3 if classes == 2 else classes)
+    if values > MAX_EXPLAIN_VALUES:
+        raise LimitExceededError(
+            f"explanations are limited to {MAX_EXPLAIN_VALUES} values per request (MAX_EXPLAIN_VALUES: rows x "
+            f"features x {'3 for a binary model' if classes == 2 else 'classes'}); {rows} rows of this model's "
+            f"{features} features and {classes} classes make {values}: send at most "
+            f"{max(1, MAX_EXPLAIN_VALUES // max(1, values // rows))} rows, or ask without explain=true",
+            {"rows": rows, "values": values, "limit": MAX_EXPLAIN_VALUES})
+
+
 def explain_rows(
     model: Any,
     X: NDArray[np.float64],
@@ -62,12 +81,7 @@ def explain_rows(
 ) -> list[dict[str, Any]]:
     """One explanation object per row of ``X`` (see the module docstring); ``predicted`` holds the class
     index each row was predicted as, ``threshold`` the binary decision threshold in use (None: multiclass)."""
-    if X.shape[0] > MAX_EXPLAIN_ROWS:
-        raise LimitExceededError(
-            f"explanations are limited to {MAX_EXPLAIN_ROWS} rows per request, got {X.shape[0]}; split the batch "
-            "or ask without explain=true",
-            {"rows": int(X.shape[0]), "limit": MAX_EXPLAIN_ROWS},
-        )
+    check_explain_size(X.shape[0], len(feature_names), len(model.classes_))
     names = list(feature_names)
     classes = model.classes_
     with np.errstate(over="ignore", invalid="ignore"):
@@ -265,3 +279,11 @@ def explain_loaded(loaded: LoadedModel, X: NDArray[np.float64], predicted: NDArr
     """:func:`explain_rows` for a registry ``LoadedModel`` (its model and stored feature names)."""
     names = loaded.metadata.feature_names
     return explain_rows(loaded.model, X, names, predicted, threshold)
+
+
+async def explain_off_loop(loaded: LoadedModel, X: NDArray[np.float64], predicted: NDArray[np.intp],
+                           threshold: float | None) -> list[dict[str, Any]]:
+    """:func:`explain_loaded` in a worker thread, after checking its size: explanations of large batches take
+    seconds, and the event loop keeps serving meanwhile."""
+    check_explain_size(X.shape[0], len(loaded.metadata.feature_names), len(loaded.model.classes_))
+    return await asyncio.to_thread(explain_loaded, loaded, X, predicted, threshold)

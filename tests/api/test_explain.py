@@ -237,3 +237,23 @@ def test_explanations_are_documented(served):
         assert params["explain"]["in"] == "query"
         assert params["explain"]["schema"]["default"] is False
     assert "explanations" in spec["components"]["schemas"]["PredictProbaResponse"]["properties"]
+
+
+def test_explanations_are_bounded_by_their_values_not_only_rows(make_client, api_error):
+    """A wide model: few rows already make a huge answer; the 413 names the limit before any work."""
+    from service.domain import MAX_EXPLAIN_VALUES
+
+    rng = np.random.default_rng(0)
+    d = 400
+    X = rng.normal(size=(60, d))
+    client = make_client()
+    resp = client.post("/train", json={"model": "wide", "features": X.tolist(), "labels": [0, 1] * 30,
+                                       "validation_fraction": 0})
+    assert resp.status_code == 201, resp.text
+    fits = MAX_EXPLAIN_VALUES // (3 * d)
+    rows = rng.normal(size=(fits + 1, d)).tolist()
+    err = api_error(client.post("/predict?explain=true", json={"model": "wide", "features": rows}), 413,
+                    mentions="MAX_EXPLAIN_VALUES")
+    assert err["details"]["values"] == (fits + 1) * 3 * d and f"send at most {fits} rows" in err["message"]
+    ok = client.post("/predict?explain=true", json={"model": "wide", "features": rows[:fits]})
+    assert ok.status_code == 200 and len(ok.json()["explanations"]) == fits

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from ...domain import MAX_EXPLAIN_ROWS, MODEL_NAME_PATTERN
+from ...domain import MAX_EXPLAIN_ROWS, MAX_EXPLAIN_VALUES, MODEL_NAME_PATTERN
 from ...errors import InvalidInputError
-from ...services.explain import explain_loaded
+from ...services.explain import explain_off_loop
 from ...services.scoring import LoadedModel, Scorer, decision_threshold, model_columns, predicted_index
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
@@ -41,7 +41,8 @@ ExplainQuery = Annotated[
     bool,
     Query(description="Add `explanations`, one per row: each feature's contribution to the logit (per class for "
           "multiclass models), the baseline, the top reasons and, for binary models, the change of each single "
-          f"feature that flips the decision at the threshold in use. At most {MAX_EXPLAIN_ROWS} rows."),
+          f"feature that flips the decision at the threshold in use. At most {MAX_EXPLAIN_ROWS} rows and "
+          f"{MAX_EXPLAIN_VALUES} values (rows x features x classes, 3 per feature for binary models); 413 beyond."),
 ]
 CSV_NOTE = (" Rows come as JSON (`features` or `records`) or as `text/csv`: a header row naming the model's "
             "features (any order, no other columns) and one row of numbers per sample, with the model named in "
@@ -91,7 +92,7 @@ async def predict_proba(
     payload = scorer.proba_answer(log_fields(request.scope), route_path(request.scope), loaded, X)
     if explain:  # flips at the stored threshold (0.5 unless set), /predict's default
         t = decision_threshold(loaded, None)
-        payload["explanations"] = explain_loaded(loaded, X, predicted_index(payload["probabilities"], t), t)
+        payload["explanations"] = await explain_off_loop(loaded, X, predicted_index(payload["probabilities"], t), t)
     return json_response(payload)
 
 
@@ -111,7 +112,7 @@ async def predict(
     loaded, X, _, _ = await _scoring_input(request, scorer, PredictRequest, (model, version))
     payload, index = scorer.labels_answer(log_fields(request.scope), route_path(request.scope), loaded, X, threshold)
     if explain:
-        payload["explanations"] = explain_loaded(loaded, X, index, payload["threshold"])
+        payload["explanations"] = await explain_off_loop(loaded, X, index, payload["threshold"])
     return json_response(payload)
 
 
