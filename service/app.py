@@ -33,6 +33,7 @@ from .observability.prometheus import Monitoring, multiprocess_dir
 from .services.drift_tracker import DriftTracker
 from .services.scoring import Scorer
 from .services.training import Trainer
+from .store.atomic import reap_temp
 from .store.jobs import JobStore, SlotPool
 from .store.registry import ModelRegistry
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             registry.cleanup_temp()
             interrupted = trainer.jobs.recover()
             trainer.jobs.expire()
+            reap_temp(settings.scratch_path(), 0.0)  # scratch matrices of trainings a crash stopped
             if interrupted:
                 log.warning("%d background job(s) were interrupted by a restart and are marked failed", interrupted)
         except RegistryUnavailableError as exc:

@@ -171,14 +171,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     shown = not args.quiet and sys.stderr.isatty()
     progress = TerminalProgress() if shown else TrainingProgress()
     try:
-        data = read_training_table(files, args.target, args.features, None, progress, encoding)
-        report = train_and_store(
-            _registry(args), args.model, data.X, data.y, feature_names=data.names, columns=data.columns,
-            encoding=encoding, params=params.model_dump(),
-            validation_fraction=args.validation_fraction, description=args.description,
-            tags={"source": args.source if "://" in args.source else Path(args.source).name},
-            calibration=args.calibration, progress=progress,
-        )
+        store = Path(args.store) if args.store else settings.model_store
+        scratch = settings.scratch_dir if settings.scratch_dir is not None else store / ".scratch"
+        data = read_training_table(files, args.target, args.features, None, progress, encoding,
+                                   settings.train_memory_bytes, scratch)
+        try:
+            report = train_and_store(
+                _registry(args), args.model, data.X, data.y, feature_names=data.names, columns=data.columns,
+                encoding=encoding, params=params.model_dump(),
+                validation_fraction=args.validation_fraction, description=args.description,
+                tags={"source": args.source if "://" in args.source else Path(args.source).name},
+                calibration=args.calibration, progress=progress,
+            )
+        finally:
+            data.close()
     finally:
         if isinstance(progress, TerminalProgress):
             progress.close()

@@ -48,9 +48,18 @@ class Settings(BaseSettings):
     )
     max_predict_rows: int = Field(100_000, ge=1, description="Most rows in one predict or metrics request (413).")
     max_train_bytes: int = Field(
+        default_factory=lambda: _memory_bytes() * 4, ge=1,
+        description="Largest training matrix, in bytes of float64 (rows x features x 8), 413 beyond; default four "
+        "times the machine's memory (beyond LOGREG_TRAIN_MEMORY_BYTES it trains out of core, from disk).",
+    )
+    train_memory_bytes: int = Field(
         default_factory=lambda: _memory_bytes() // 4, ge=1,
-        description="Largest training matrix, in bytes of float64 (rows x features x 8), 413 beyond; default a "
-        "quarter of the machine's memory.",
+        description="A training matrix larger than this is kept in a scratch file and trained on block by block "
+        "(out of core) instead of in memory; default a quarter of the machine's memory.",
+    )
+    scratch_dir: Path | None = Field(
+        None, description="Where out-of-core training keeps its matrix (removed afterwards, and at the next start "
+        "after a crash); default `<model store>/.scratch`.",
     )
     max_iter_limit: int = Field(100_000, ge=1, description="Highest `max_iter` a training request may ask for.")
     api_keys: str | None = Field(
@@ -88,6 +97,10 @@ class Settings(BaseSettings):
         "window for the population stability index (PSI) of every feature; 0 turns the window off.",
     )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
+
+    def scratch_path(self) -> Path:
+        """The scratch directory of out-of-core training."""
+        return self.scratch_dir if self.scratch_dir is not None else self.model_store / ".scratch"
 
     def data_root_paths(self) -> list[Path]:
         """The directories of ``data_roots``; empty when unset."""

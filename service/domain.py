@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .engine.params import CHOICES, INT_MINIMA, RANGES, check_combination
 from .errors import InvalidInputError
@@ -28,6 +28,10 @@ ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
 JOB_ID_PATTERN = r"^[a-f0-9]{32}$"
 #: The alias a request without a version uses, when it is set.
 PRODUCTION_ALIAS = "production"
+
+#: What every temporary entry's name starts with (a version being written, a scratch matrix, a probe), so a
+#: start-up cleanup finds those a crash left behind.
+TMP_PREFIX = ".tmp-"
 
 _NAME_RE = re.compile(MODEL_NAME_PATTERN)
 _ALIAS_RE = re.compile(ALIAS_PATTERN)
@@ -51,17 +55,24 @@ PREVIEW_ITEMS = 5
 Label = int | bool | str
 
 
-def _refuse_bool(value: Any) -> Any:
-    """JSON's ``true`` is not the number 1 here (pydantic's lax mode would read it so)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
-    return value
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean (``bool``, ``Label``, ``Any``), looking inside unions."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(arg) for arg in get_args(annotation) if not isinstance(arg, (str, int, float)))
 
 
-#: A number in a request that may not be a boolean (``"threshold": true`` is refused, not read as 1.0).
-Real = Annotated[float, BeforeValidator(_refuse_bool)]
-#: A whole number in a request that may not be a boolean (``"version": true`` is not version 1).
-Count = Annotated[int, BeforeValidator(_refuse_bool)]
+class Request(BaseModel):
+    """A record read from a request: JSON's ``true`` is not the number 1 in a field that takes numbers
+    (pydantic's lax mode would read ``"version": true`` as version 1 and ``"threshold": true`` as 1.0)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = info.field_name
+        if isinstance(value, bool) and field is not None and not _takes_bool(cls.model_fields[field].annotation):
+            raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        return value
 
 
 def is_model_name(name: object) -> bool:
@@ -130,7 +141,7 @@ def _bounds(name: str, **limits: float) -> dict[str, float]:
     return {**RANGES.get(name, {}), **limits}
 
 
-class TrainParams(BaseModel):
+class TrainParams(Request):
     """Engine hyperparameters (see `service.engine.LogisticRegression`); every field has a safe default.
 
     Names, choices and ranges are the engine's own (:mod:`service.engine.params`); the upper limits
@@ -140,39 +151,39 @@ class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     penalty: Literal[CHOICES["penalty"]] = Field("l2", description="Regularization.")  # type: ignore[valid-type]
-    C: Real | None = Field(
+    C: float | None = Field(
         None, **_bounds("C", le=1e12),
         description="Inverse regularization strength as in scikit-learn; default 1. Give C or alpha.",
     )
-    alpha: Real | None = Field(None, **_bounds("alpha", le=1e6), description="Strength per mean loss: 1 / (C * n).")
-    l1_ratio: Real = Field(0.5, **_bounds("l1_ratio"), description="L1 share of an elastic-net penalty.")
+    alpha: float | None = Field(None, **_bounds("alpha", le=1e6), description="Strength per mean loss: 1 / (C * n).")
+    l1_ratio: float = Field(0.5, **_bounds("l1_ratio"), description="L1 share of an elastic-net penalty.")
     solver: Literal[CHOICES["solver"]] = Field(  # type: ignore[valid-type]
         "lbfgs", description="`lbfgs`/`newton` need l2 or none; `proximal` or mini-batch solvers for L1."
     )
-    max_iter: Count | None = Field(None, ge=INT_MINIMA["max_iter"],
+    max_iter: int | None = Field(None, ge=INT_MINIMA["max_iter"],
                                  description="Iterations (full batch) or epochs; default per solver.")
-    tol: Real | None = Field(None, **_bounds("tol", le=1), description="Stopping tolerance; default per solver.")
+    tol: float | None = Field(None, **_bounds("tol", le=1), description="Stopping tolerance; default per solver.")
     fit_intercept: bool = True
     standardize: bool = Field(True, description="Learn and apply feature mean/scale inside the model.")
     class_weight: Literal["balanced"] | dict[str, float] | None = Field(
         None, description='`"balanced"` or `{label: weight}` (labels as strings).'
     )
-    batch_size: Count = Field(32, ge=INT_MINIMA["batch_size"], le=1_000_000)
-    learning_rate: Real | None = Field(None, **_bounds("learning_rate", le=100))
+    batch_size: int = Field(32, ge=INT_MINIMA["batch_size"], le=1_000_000)
+    learning_rate: float | None = Field(None, **_bounds("learning_rate", le=100))
     lr_schedule: Literal[CHOICES["lr_schedule"]] = "constant"  # type: ignore[valid-type]
-    lr_gamma: Real = Field(0.5, **_bounds("lr_gamma"))
-    lr_step_size: Count = Field(50, ge=INT_MINIMA["lr_step_size"])
-    lr_decay: Real = Field(0.01, **_bounds("lr_decay", le=100))
-    lr_min: Real = Field(0.0, **_bounds("lr_min"))
-    momentum: Real = Field(0.9, **_bounds("momentum"))
-    beta1: Real = Field(0.9, **_bounds("beta1"))
-    beta2: Real = Field(0.999, **_bounds("beta2"))
+    lr_gamma: float = Field(0.5, **_bounds("lr_gamma"))
+    lr_step_size: int = Field(50, ge=INT_MINIMA["lr_step_size"])
+    lr_decay: float = Field(0.01, **_bounds("lr_decay", le=100))
+    lr_min: float = Field(0.0, **_bounds("lr_min"))
+    momentum: float = Field(0.9, **_bounds("momentum"))
+    beta1: float = Field(0.9, **_bounds("beta1"))
+    beta2: float = Field(0.999, **_bounds("beta2"))
     early_stopping: bool = False
-    validation_fraction: Real = Field(
+    validation_fraction: float = Field(
         0.1, **_bounds("validation_fraction"), description="Engine's early-stopping split."
     )
-    n_iter_no_change: Count = Field(5, ge=INT_MINIMA["n_iter_no_change"], le=10_000)
-    random_state: Count | None = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffles and splits.")
+    n_iter_no_change: int = Field(5, ge=INT_MINIMA["n_iter_no_change"], le=10_000)
+    random_state: int | None = Field(0, ge=0, le=2**32 - 1, description="Seed of shuffles and splits.")
 
     @model_validator(mode="after")
     def _combination(self) -> TrainParams:
@@ -188,7 +199,7 @@ COLUMN_KINDS: tuple[str, ...] = ("numeric", "boolean", "categorical")
 MAX_CATEGORIES_PER_COLUMN = 100_000
 
 
-class EncodingParams(BaseModel):
+class EncodingParams(Request):
     """How a table with text categories, booleans and empty cells becomes the model's input; stored with the
     version and applied to every prediction. Used when the table needs it (a text or boolean column, an empty
     cell) or when any field here is given."""
@@ -206,10 +217,10 @@ class EncodingParams(BaseModel):
         False, description="Add a 0/1 column per numeric column that had missing values in training.")
     missing_category: Literal["level", "most_frequent"] = Field(
         "level", description="A missing category: a level of its own, or the most frequent category.")
-    min_frequency: Real | None = Field(
+    min_frequency: float | None = Field(
         None, gt=0, description="Categories seen fewer times (an integer count, or a share below 1) are grouped "
         "into one 'infrequent' column.")
-    max_categories: Count | None = Field(
+    max_categories: int | None = Field(
         None, ge=2, le=MAX_CATEGORIES_PER_COLUMN,
         description="At most this many columns per categorical column, the 'infrequent' group included.")
     unknown: Literal["ignore", "infrequent"] = Field(

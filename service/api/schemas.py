@@ -17,10 +17,9 @@ from ..domain import (
     ALIAS_PATTERN,
     JOB_ID_PATTERN,
     MODEL_NAME_PATTERN,
-    Count,
     EncodingParams,
     Label,
-    Real,
+    Request,
     TrainParams,
 )
 
@@ -36,7 +35,7 @@ VersionNumberPath = Annotated[int, Path(ge=1, description="Version number.")]
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description="Alias name.", examples=["production"])]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="Job id from the 202 answer's `Location`.")]
 VersionRef = Annotated[
-    Count | str | None,
+    int | str | None,
     Field(
         description="A version number or an alias such as `production`; omitted: the `production` alias "
         "if set, else the latest version.",
@@ -59,7 +58,7 @@ Records = Annotated[
 ]
 
 
-class _Strict(BaseModel):
+class _Strict(Request):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -95,7 +94,7 @@ class TrainRequest(_Strict):
         default_factory=EncodingParams,
         description="Mixed-type tables: how text categories, booleans and missing cells are encoded. A table with "
         "any of them is encoded with the defaults; plain numbers train as they are unless a field here is set.")
-    validation_fraction: Real = Field(
+    validation_fraction: float = Field(
         0.2, ge=0, le=0.9, description="Stratified, seeded hold-out share for validation metrics; 0 disables."
     )
     calibration: Literal["none", "platt", "isotonic"] = Field(
@@ -139,7 +138,7 @@ class MetricsRequest(PredictRequest):
     """Labelled rows to evaluate one model version on."""
 
     labels: list[Label] = Field(description="True label of each row.")
-    threshold: Real | None = Field(
+    threshold: float | None = Field(
         None, ge=0, le=1, description="Binary decision threshold; default: the version's stored one."
     )
 
@@ -195,16 +194,16 @@ class PredictResponse(BaseModel):
 
 
 class AliasRequest(_Strict):
-    version: Count = Field(ge=1, description="Version the alias points to.")
+    version: int = Field(ge=1, description="Version the alias points to.")
 
 
 class ThresholdRequest(_Strict):
-    threshold: Real | None = Field(ge=0, le=1, description="Decision threshold; null restores 0.5.")
+    threshold: float | None = Field(ge=0, le=1, description="Decision threshold; null restores 0.5.")
 
 
 class ThresholdCost(_Strict):
-    fp: Real = Field(1.0, ge=0, le=1e12, description="Cost of one false positive.")
-    fn: Real = Field(1.0, ge=0, le=1e12, description="Cost of one false negative.")
+    fp: float = Field(1.0, ge=0, le=1e12, description="Cost of one false positive.")
+    fn: float = Field(1.0, ge=0, le=1e12, description="Cost of one false negative.")
 
 
 class ThresholdData(_Strict):
@@ -224,7 +223,7 @@ class ThresholdOptimizeRequest(_Strict):
         "`min_precision`: maximum recall with precision >= target."
     )
     cost: ThresholdCost | None = Field(None, description="Objective `cost`: the cost matrix (default 1 and 1).")
-    target: Real | None = Field(None, ge=0, le=1, description="Objectives `min_recall` / `min_precision`.")
+    target: float | None = Field(None, ge=0, le=1, description="Objectives `min_recall` / `min_precision`.")
     data: ThresholdData | None = Field(
         None, description="Labelled rows to score; default: the validation split stored at training."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,10 @@ from ..domain import preview
 from ..errors import InvalidInputError
 from .columns import Columns
 from .matrix import MISSING_LABELS, check_matrix_size, check_row_limit, column_order
+from .scratch import ScratchMatrix
 
+#: Rows copied at a time when a matrix moves from memory to a scratch file.
+_COPY_ROWS = 16_384
 #: Called as ``progress(rows_read, bytes_read)`` after each batch.
 Progress = Callable[[int, int], None]
 
@@ -29,6 +33,12 @@ class Table:
     labels: NDArray[Any] | None
     feature_names: list[str]
     columns: Columns | None = None
+    scratch: ScratchMatrix | None = None  # where X lives when it did not fit the memory budget; close it after
+
+    def close(self) -> None:
+        """Remove the scratch file of a table read to disk (nothing for one in memory)."""
+        if self.scratch is not None:
+            self.scratch.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,9 @@ class Limits:
     max_rows: int | None = None
     max_bytes: int | None = None
     bytes_setting: str = "LOGREG_MAX_TRAIN_BYTES"
+    #: A matrix larger than this goes to a file in ``scratch_dir`` instead of memory (training out of core).
+    memory_bytes: int | None = None
+    scratch_dir: Path | None = None
 
 
 def first_missing_label(labels: pa.Array) -> int | None:
@@ -76,6 +89,7 @@ class Sink:
         self._buffer = np.empty((len(names), 0))
         self.rows = 0
         self.labels: list[pa.Array] = []
+        self.scratch: ScratchMatrix | None = None
         self.kinds: Columns | None = None  # a mixed-type read: how cells become values, shared by every file
 
     def reserve(self, rows: int) -> None:
@@ -87,7 +101,17 @@ class Sink:
         if rows <= self.X.shape[0]:
             return
         capacity = max(rows, int(self.X.shape[0] * 1.25))
-        if self.X.shape[0] == 0:
+        limits = self.limits
+        if (self.scratch is None and limits.memory_bytes is not None and limits.scratch_dir is not None
+                and capacity * d * 8 > limits.memory_bytes):
+            self.scratch = ScratchMatrix(limits.scratch_dir, len(self.names))
+            on_disk = self.scratch.resize(capacity)
+            for start in range(0, self.rows, _COPY_ROWS):  # what was read so far, a block at a time
+                on_disk[start : start + _COPY_ROWS] = self.X[start : min(self.rows, start + _COPY_ROWS)]
+            self.X = on_disk
+        elif self.scratch is not None:
+            self.X = self.scratch.resize(capacity)
+        elif self.X.shape[0] == 0:
             self.X = np.empty((capacity, len(self.names)))
         else:
             self.X.resize((capacity, len(self.names)), refcheck=False)
@@ -116,9 +140,11 @@ class Sink:
         """The table read, with ``labels`` made from :attr:`labels` by the reader that knows their type."""
         if self.rows == 0:
             raise InvalidInputError("the data has a header but no data rows")
-        if self.X.shape[0] != self.rows:
+        if self.scratch is not None:
+            self.X = self.scratch.resize(self.rows)
+        elif self.X.shape[0] != self.rows:
             self.X.resize((self.rows, len(self.names)), refcheck=False)  # in place: frees the tail
-        return Table(self.X, labels, self.names, self.kinds)
+        return Table(self.X, labels, self.names, self.kinds, self.scratch)
 
 
 def select_columns(

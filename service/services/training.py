@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from numpy.typing import NDArray
 from ..data.columns import Columns
 from ..data.encoding import EncodedModel, TableEncoder, fit_encoder, raw_coefficients
 from ..data.matrix import check_matrix_size
+from ..data.scratch import ScratchMatrix
 from ..data.sources import Files
 from ..data.tables import Limits, read_table
 from ..domain import (
@@ -95,34 +97,42 @@ def check_iteration_budget(params: dict[str, Any], max_iter_limit: int | None) -
 
 
 def split_rows_in_place(
-    X: NDArray[np.float64], train_idx: NDArray[np.intp], val_idx: NDArray[np.intp], block: int = 16_384
+    X: NDArray[np.float64], train_idx: NDArray[np.intp], val_idx: NDArray[np.intp], block: int = 16_384,
+    held: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``X[train_idx]`` and ``X[val_idx]`` (both sorted) as two views of ``X``, its rows moved in place: the
-    only copy is of the validation rows. Training rows only move towards the front, a block at a time, so
-    no block overwrites rows a later one still has to read."""
+    only copy is of the validation rows, into ``held`` when given (a scratch file, for a matrix on disk),
+    a block at a time. Training rows only move towards the front, a block at a time, so no block overwrites
+    rows a later one still has to read."""
     if val_idx.size == 0:
         return X, X[:0]
-    held = X[val_idx]
+    if held is None:
+        held = X[val_idx]
+    else:
+        for start in range(0, val_idx.size, block):
+            held[start : start + block] = X[val_idx[start : start + block]]
     first = int(val_idx[0])  # the rows before it stay where they are
     for start in range(first, train_idx.size, block):
         source = train_idx[start : start + block]
         X[start : start + source.size] = X[source]
     n = train_idx.size
-    X[n:] = held
+    for start in range(0, val_idx.size, block):
+        X[n + start : n + start + block] = held[start : start + block]
     return X[:n], X[n:]
 
 
 def read_training_table(
     files: Files, target: str, features: Sequence[str] | None, max_bytes: int | None, progress: TrainingProgress,
-    encoding: EncodingParams | None = None,
+    encoding: EncodingParams | None = None, memory_bytes: int | None = None, scratch_dir: Path | None = None,
 ) -> TrainingSet:
-    """Read a training table (the ``reading`` phase), telling ``progress`` of the rows and bytes as they come."""
+    """Read a training table (the ``reading`` phase), telling ``progress`` of the rows and bytes as they come.
+    A matrix over ``memory_bytes`` goes to a file in ``scratch_dir`` (close the set when done with it)."""
     progress.phase("reading", bytes_total=files.total_bytes, source=files.uri)
+    limits = Limits(max_bytes=max_bytes, memory_bytes=memory_bytes, scratch_dir=scratch_dir)
     table = read_table(files, target=target, features=features, ignore_extra=features is not None,
-                       limits=Limits(max_bytes=max_bytes), progress=progress.read,
-                       declared=(encoding or EncodingParams()).declared())
+                       limits=limits, progress=progress.read, declared=(encoding or EncodingParams()).declared())
     assert table.labels is not None
-    return TrainingSet(table.X, table.labels, table.feature_names, table.columns)
+    return TrainingSet(table.X, table.labels, table.feature_names, table.columns, table.scratch)
 
 
 @dataclass
@@ -134,6 +144,12 @@ class TrainingSet:
     y: NDArray[Any]
     names: list[str]
     columns: Columns | None = None
+    scratch: ScratchMatrix | None = None  # X on disk (out of core)
+
+    def close(self) -> None:
+        """Remove the scratch file of a set read to disk."""
+        if self.scratch is not None:
+            self.scratch.close()
 
 
 def needs_encoding(X: NDArray[np.float64], columns: Columns | None, encoding: EncodingParams | None) -> bool:
@@ -231,7 +247,12 @@ def train_and_store(
         encoder = fit_encoder(X, columns, encoding or EncodingParams(), bool(params.get("standardize", True)),
                               np.sort(train_idx))
         check_matrix_size(*encoded_size(encoder, train_idx.size), max_train_bytes, label_bytes=0)
-    X_train, X_val = split_rows_in_place(X, train_idx, val_idx)
+    with contextlib.ExitStack() as scratch:
+        held = None
+        if isinstance(X, np.memmap) and val_idx.size:  # on disk: the validation rows pass through a scratch file
+            spare = scratch.enter_context(ScratchMatrix(Path(X.filename).parent, d))
+            held = spare.resize(val_idx.size)
+        X_train, X_val = split_rows_in_place(X, train_idx, val_idx, held=held)
     y_train, y_val = y[train_idx], y[val_idx]
     fit_params = engine_params(params, classes)
     if encoder is not None:  # the encoding standardizes the numbers and leaves the one-hot columns as they are

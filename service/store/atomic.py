@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..domain import TMP_PREFIX
 from ..errors import RegistryUnavailableError
-
-TMP_PREFIX = ".tmp-"
 
 
 def json_bytes(data: Any) -> bytes:

@@ -49,6 +49,7 @@ from ..domain import (
     PRODUCTION_ALIAS,
     STATE_FIELDS,
     SYSTEM_FIELDS,
+    TMP_PREFIX,
     RegistryState,
     VersionMetadata,
     is_model_name,
@@ -65,7 +66,6 @@ from ..errors import (
     RegistryUnavailableError,
 )
 from .atomic import (
-    TMP_PREFIX,
     file_lock,
     fsync_dir,
     json_bytes,

@@ -117,9 +117,11 @@ def test_rows_per_prediction(make_client, api_error):
         api_error(client.post(route, json={"model": "toy", "records": records, **extra}), 413, "limit_exceeded")
 
 
-def test_the_training_size_limit_defaults_to_a_quarter_of_the_memory(monkeypatch):
+def test_training_limits_default_to_the_machines_memory(monkeypatch):
+    """In memory up to a quarter of it; out of core (on disk) up to four times it; 413 beyond."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    assert Settings().max_train_bytes == memory // 4
+    assert Settings().train_memory_bytes == memory // 4
+    assert Settings().max_train_bytes == memory * 4
     assert "bytes" in (Settings.model_fields["max_train_bytes"].description or "")
     monkeypatch.setenv("LOGREG_MAX_TRAIN_BYTES", "2048")
     assert Settings().max_train_bytes == 2048

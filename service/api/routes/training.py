@@ -113,10 +113,13 @@ async def train(
 
     def work(control: JobControl) -> dict[str, Any]:
         data = spec.load(control)
-        if spec.X is None:
-            trainer.monitoring.rows_observed("/train", data.X.shape[0])
-        return train_and_store(registry, spec.name, data.X, data.y, feature_names=data.names, progress=control,
-                               columns=data.columns, **spec.options)
+        try:
+            if spec.X is None:
+                trainer.monitoring.rows_observed("/train", data.X.shape[0])
+            return train_and_store(registry, spec.name, data.X, data.y, feature_names=data.names,
+                                   progress=control, columns=data.columns, **spec.options)
+        finally:
+            data.close()
 
     in_background = background if background is not None else spec.cells > settings.background_train_cells
     if in_background:
@@ -203,7 +206,7 @@ def _from_uri(envelope: TrainRequest, bulk: dict[str, Any], settings: Settings) 
 
     def load(progress: TrainingProgress) -> TrainingSet:
         return read_training_table(files, data.target, data.features, settings.max_train_bytes, progress,
-                                   envelope.encoding)
+                                   envelope.encoding, settings.train_memory_bytes, settings.scratch_path())
 
     tags = {"source": data.uri, **envelope.tags}
     return _Training(envelope.model, _options(envelope, tags=tags), load, files.total_bytes // 8)
@@ -243,7 +246,8 @@ async def _from_csv_form(request: Request, settings: Settings, digest: bool = Fa
         envelope = TrainRequest.model_validate(
             {**fields, "encoding": encoding, "tags": {"source": Path(upload.filename or "upload.csv").name}}
         )
-        limits = Limits(max_bytes=settings.max_train_bytes)
+        limits = Limits(max_bytes=settings.max_train_bytes, memory_bytes=settings.train_memory_bytes,
+                        scratch_dir=settings.scratch_path())
         table = await run_in_threadpool(partial(read_csv_stream, plan=envelope.encoding.declared()),
                                         stream_opener(upload.file), upload.size or 0, target=target, limits=limits)
         request_digest = None
@@ -251,7 +255,7 @@ async def _from_csv_form(request: Request, settings: Settings, digest: bool = Fa
             request_digest = await run_in_threadpool(
                 form_digest, {**fields, "target": target, "params": params.model_dump_json()}, upload.file)
     assert table.labels is not None
-    data = TrainingSet(table.X, table.labels, table.feature_names, table.columns)
+    data = TrainingSet(table.X, table.labels, table.feature_names, table.columns, table.scratch)
     spec = _in_memory(envelope.model, _options(envelope, params.model_dump()), data)
     spec.digest = request_digest
     return spec
