@@ -21,6 +21,7 @@ from .data.sources import open_files
 from .data.tables import read_labelled_csv, read_table
 from .domain import EncodingParams, TrainParams
 from .errors import LogregError
+from .observability.logging import uvicorn_log_config
 from .services.scoring import model_columns, predict, predict_proba
 from .services.training import TrainingProgress, read_training_table, train_and_store
 from .store.registry import ModelRegistry
@@ -86,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            log_config=uvicorn_log_config(settings.log_level, settings.json_logs),
             access_log=False,  # the service logs each request itself, as one JSON line
         )
     finally:

@@ -1,4 +1,4 @@
-"""Logging: one JSON object per line on stderr (or plain lines), for the service's own loggers."""
+"""Logging: one JSON object per line on stderr (or plain lines), for the service's own loggers and uvicorn's."""
 
 from __future__ import annotations
 
@@ -37,3 +37,21 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False
+
+
+def uvicorn_log_config(level: str, json_lines: bool = True) -> dict[str, Any]:
+    """uvicorn's ``log_config``: its own loggers (start-up, errors, worker processes) write through the same
+    formatter as the service's, so with JSON logs every line on stderr is one JSON object. uvicorn's access
+    log stays off: the service logs each request itself."""
+    formatter = ({"()": f"{__name__}.JsonFormatter"} if json_lines
+                 else {"format": "%(levelname)s %(name)s %(message)s"})
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"service": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }

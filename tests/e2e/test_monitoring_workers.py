@@ -154,3 +154,15 @@ def test_one_log_line_per_request(server, traffic):
     text = srv.log.read_text(errors="replace")
     plain = [line for line in text.splitlines() if not line.startswith("{") and "/predict_proba" in line]
     assert plain == []
+
+
+def test_every_log_line_is_one_json_object_uvicorns_included(server, traffic):
+    """Start-up, worker and shutdown lines of uvicorn go through the service's JSON formatter too."""
+    srv, _ = server
+    lines = [line for line in srv.log.read_text(errors="replace").splitlines() if line.strip()]
+    loggers = set()
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry), line
+        loggers.add(entry["logger"])
+    assert "uvicorn.error" in loggers  # "Started server process", "Waiting for application startup", ...
