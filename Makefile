@@ -35,6 +35,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/serve.py --rounds 5
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/mixed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
