@@ -181,7 +181,10 @@ class Columns:
         if kind == "categorical":
             return self._json_codes(name, values, where)
         wanted: tuple[type, ...] = (bool,) if kind == "boolean" else (int, float)
-        for i, v in enumerate(values):
+        types = set(map(type, values))
+        types.discard(type(None))
+        bad = not types <= set(wanted)
+        for i, v in enumerate(values if bad else ()):
             if v is not None and (v.__class__ not in wanted):
                 raise InvalidInputError(
                     f"{where}: column {name!r} is {kind}; row {i} holds {v!r}"
@@ -198,6 +201,10 @@ class Columns:
         return out
 
     def _json_codes(self, name: str, values: Sequence[Any], where: str) -> NDArray[np.float64]:
+        if not self.grow:
+            types = set(map(type, values))
+            if types <= {str, type(None)}:  # text and nulls: one lookup in Arrow
+                return self._codes_of(name, pa.array(values, pa.string()))
         codes = self._codes[name]
         known = self.categories[name]
         out = np.empty(len(values))

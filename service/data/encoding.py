@@ -343,6 +343,13 @@ class EncodedModel:
         self.encoder = encoder
         self.estimator = estimator
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"encoder": self.encoder, "estimator": self.estimator}  # not the columns cache: it is rebuilt
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.encoder = state["encoder"]
+        self.estimator = state["estimator"]
+
     @property
     def classes_(self) -> NDArray[Any]:
         return self.estimator.classes_
@@ -352,9 +359,13 @@ class EncodedModel:
         return len(self.encoder.names)
 
     def columns(self) -> Columns:
-        """How requests' cells become values for this model: its kinds and its (fixed) categories."""
-        return Columns(self.encoder.names, self.encoder.kinds,
-                       {c.name: c.categories for c in self.encoder.categorical})
+        """How requests' cells become values for this model: its kinds and its (fixed) categories (built once
+        per loaded model, then shared: it is read-only)."""
+        cached = self.__dict__.get("_columns")
+        if cached is None:
+            cached = self.__dict__["_columns"] = Columns(
+                self.encoder.names, self.encoder.kinds, {c.name: c.categories for c in self.encoder.categorical})
+        return cached
 
     def predict_proba(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.estimator.predict_proba(self.encoder.transform(X))
