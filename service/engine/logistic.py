@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -259,7 +259,9 @@ class LogisticRegression(ParamsMixin):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        weights = sw * self._class_weights(y_enc, sw)[y_enc]
+        weights = self._class_weights(y_enc, sw)[y_enc]
+        weights *= sw
+        del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
         total = float(weights.sum())
         if total <= 0:
             raise ValueError("the sample and class weights sum to 0: at least one sample must carry weight")
@@ -283,8 +285,8 @@ class LogisticRegression(ParamsMixin):
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         loss = LinearLoss(
             X,
-            y_enc.astype(np.intp),
-            weights / total,
+            y_enc.astype(np.intp, copy=False),
+            np.divide(weights, total, out=weights),
             mean if self.standardize and self.fit_intercept and not sparse else None,
             scale if self.standardize else None,
             len(classes),
@@ -370,8 +372,12 @@ class LogisticRegression(ParamsMixin):
                 precond = _inverse_gram(sub)
                 pre = lbfgs(sub, x0, max_iter=max_iter, tol=max(tol, 1e-6), preconditioner=precond)
                 x0, pairs = pre.coef, pre.curvature_pairs
+            elif loss.d > _PRECONDITION_MAX_FEATURES or loss.sparse:
+                # Wide data, and sparse data of any size (never centered): the diagonal preconditioner, built
+                # in one pass; it halves the iterations on hashed sparse features or better.
+                precond = _centered_diagonal(loss)
             return lbfgs(loss, x0, max_iter=max_iter, tol=tol, callback=callback, curvature_pairs=pairs,
-                         preconditioner=precond)
+                         preconditioner=precond, keep_pairs=False)
         if solver == "newton":
             return newton(loss, x0, max_iter=max_iter, tol=tol, callback=callback)
         if solver == "proximal":
@@ -471,6 +477,35 @@ def _inverse_gram(loss: LinearLoss) -> Array:
     G = loss.weighted_gram(loss.weights)
     G[np.diag_indices_from(G)] += 1e-8 * max(float(np.trace(G)) / G.shape[0], 1e-12)
     return np.linalg.inv(G)
+
+
+def _centered_diagonal(loss: LinearLoss) -> Callable[[Array], Array]:
+    """For wide data, where :func:`_inverse_gram` is out of reach: the inverse of the weighted Gram of the
+    features as if each were centered (around its weighted mean ``mu``) and the centered features uncorrelated.
+
+    In the coordinates ``(a, b + mu.a)`` of centered features that Gram is diagonal: ``D = centered weighted
+    sums of squares + l2`` and ``sum h`` for the intercept. Mapped back to ``(a, b)`` it is ``J^-1 diag^-1
+    J^-T`` with ``J = [[I, 0], [mu^T, 1]]``: symmetric positive definite, ``O(d)`` per product, built in one
+    pass over ``X``. It gives uncentered data (sparse data is never centered) the conditioning that centering
+    and scaling give dense data: on raw positive features the intercept and every feature's mean share one
+    steep direction of the objective that plain L-BFGS spends many iterations finding.
+    """
+    h = loss.weights
+    d = loss.d
+    s = float(h.sum())
+    q, sq = loss.weighted_moments(h)
+    mu = q / s if loss.fit_intercept else np.zeros(d)
+    D = np.maximum(sq - mu * q, 0.0) + loss.l2
+    D += 1e-8 * max(float(D.mean()), 1e-12)  # never-seen features without l2: their gradient is always 0
+
+    def apply(V: Array) -> Array:
+        out = np.empty_like(V)
+        W1 = (V[:, :d] - V[:, d : d + 1] * mu) / D
+        out[:, :d] = W1
+        out[:, d] = V[:, d] / s - W1 @ mu
+        return out
+
+    return apply
 
 
 def _binary_proba(z: Array) -> Array:
