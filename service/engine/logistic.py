@@ -108,7 +108,10 @@ class LogisticRegression(ParamsMixin):
     fit_intercept : bool
     standardize : bool
         Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
-        original feature units; ``standardized_coef_`` holds the coefficients the penalty sees.
+        original feature units; ``standardized_coef_`` holds the coefficients the penalty sees. A
+        scipy.sparse ``X`` is scaled by the same (population) deviation but not centered, so it stays
+        sparse (scikit-learn's ``StandardScaler(with_mean=False)``): ``mean_`` is then zeros. With an
+        intercept that changes only its parametrization, not the fitted model or the objective.
     class_weight : None, "balanced" or mapping label -> weight
         ``"balanced"`` uses ``total weight / (n_classes * weight of the class)``, counting sample weights,
         as scikit-learn (1.6 and later) does; without sample weights that is ``n / (k * count(y))``.
@@ -237,7 +240,8 @@ class LogisticRegression(ParamsMixin):
     def fit(
         self, X: Any, y: Any, sample_weight: Any = None, *, callback: Callback | None = None
     ) -> Self:
-        """Fit to ``X`` (n, d) and labels ``y``; ``callback(iteration, loss)`` may return True to stop."""
+        """Fit to ``X`` (n, d; an array, a data frame or a scipy.sparse matrix of any format, used as CSR without
+        a dense copy) and labels ``y``; ``callback(iteration, loss)`` may return True to stop."""
         self._check_params()
         names = feature_names_of(X)
         X = check_X(X)
