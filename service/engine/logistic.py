@@ -33,8 +33,9 @@ _SPARSE_CHUNK = 2**18
 _PRESOLVE_ROWS = 20000
 #: Most features for which L-BFGS pre-solves on a subsample, preconditioned by the inverse of its feature Gram:
 #: that Gram is ``(d + 1)^2`` dense (8 MiB here, but 512 GiB at 2^18 hashed features) and its inverse costs
-#: ``O(d^3)``, and each L-BFGS step would multiply by it. Wider data, dense or sparse, runs plain L-BFGS;
-#: there the subsample (``_PRESOLVE_ROWS`` rows for many more coefficients) would not land near the optimum.
+#: ``O(d^3)``, and each L-BFGS step would multiply by it. Wider data, dense or sparse, gets no presolve (the
+#: subsample, ``_PRESOLVE_ROWS`` rows for many more coefficients, would not land near the optimum) and the
+#: diagonal preconditioner :func:`_centered_diagonal` instead, ``O(d)`` in memory and per product.
 _PRECONDITION_MAX_FEATURES = 1024
 
 
@@ -484,8 +485,9 @@ def _inverse_gram(loss: LinearLoss) -> Array:
 
 
 def _centered_diagonal(loss: LinearLoss) -> Callable[[Array], Array]:
-    """For wide data, where :func:`_inverse_gram` is out of reach: the inverse of the weighted Gram of the
-    features as if each were centered (around its weighted mean ``mu``) and the centered features uncorrelated.
+    """For wide data, where :func:`_inverse_gram` is out of reach, and for sparse data: the inverse of the
+    weighted Gram of the features as if each were centered (around its weighted mean ``mu``) and the centered
+    features uncorrelated.
 
     In the coordinates ``(a, b + mu.a)`` of centered features that Gram is diagonal: ``D = centered weighted
     sums of squares + l2`` and ``sum h`` for the intercept. Mapped back to ``(a, b)`` it is ``J^-1 diag^-1
