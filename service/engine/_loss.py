@@ -187,6 +187,10 @@ class LinearLoss:
         if self._Xt is not None:
             return W @ self._Xt
         A, c = self._to_raw(W)
+        if not A.any():  # intercepts only, as at the usual start: no pass over X
+            Z = np.empty((self.k, self.X.shape[0]))
+            Z[:] = c[:, None]
+            return Z
         if self.k == 1:
             z = np.asarray(self.X @ A[0])
             z += c[0]
