@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.engine import ConvergenceWarning, LogisticRegression, _loss, logistic
+from service.engine import ConvergenceWarning, LogisticRegression, _loss, _solvers, logistic
 from service.engine._loss import LinearLoss
 from service.engine._validation import check_X
 from service.engine.logistic import column_stats
@@ -269,6 +269,19 @@ def test_the_loss_never_densifies_or_copies_x() -> None:
         finally:
             tracemalloc.stop()
         assert peak < 16 * 2**20, f"{solver}: {peak / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_newton_cg_on_csr_reaches_the_exact_newton_optimum(n_classes: int) -> None:
+    """The conjugate-gradient path (wide binary data, every multinomial model) on CSR X: Hessian-vector
+    products through X and its CSC view, against the dense loss with the exact Hessian where there is one."""
+    dense, sparse = loss_pair(n_classes, "csr_array", centered=False)
+    x0 = np.zeros(dense.n_params)
+    exact = _solvers.newton(dense, x0, max_iter=100, tol=1e-14)
+    cg = _solvers.newton(sparse, x0, max_iter=100, tol=1e-14, exact_max_dim=0)
+    assert exact.converged and cg.converged
+    assert cg.loss_history[-1] == pytest.approx(exact.loss_history[-1], rel=1e-12)
+    np.testing.assert_allclose(cg.coef, exact.coef, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------------
