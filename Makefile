@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/engine.py --datasets sparse-small sparse-wide --repeats 3
 	$(BIN)/python benchmarks/serve.py --rounds 5
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/mixed.py

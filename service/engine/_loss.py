@@ -35,11 +35,15 @@ from numpy.typing import NDArray
 Array = NDArray[np.float64]
 
 _HESSIAN_CHUNK = 8192
+#: Samples per block of :meth:`LinearLoss.value`: its temporaries stay in cache and take no memory of size n.
+_VALUE_CHUNK = 2**15
 #: Rows per block of the implicit ``X @ A.T``: each block's transpose into the ``(k, n)`` logits stays in cache.
 _LOGIT_CHUNK = 4096
 #: Largest ``X`` (in bytes) the loss copies into its standardized, transposed layout: there the copy (1.5 times
 #: X with its single-precision twin) is small, and one BLAS call on it beats the implicit standardization.
 _DENSE_BYTES = 4 * 2**20
+#: Stored entries per block of the weighted column sums of squares of sparse ``X``: temporaries of a few MiB.
+_SPARSE_CHUNK = 2**18
 #: Largest feature magnitude the single-precision copy takes: far from float32 overflow even after products.
 _SINGLE_MAX = 1e6
 #: Fewest multiply-adds of a product with ``X`` for which single precision pays: below, converting the
@@ -117,13 +121,19 @@ class LinearLoss:
         self._l2_mask = l2_mask.ravel()
         # the own-class logits enter the loss as -sum_i w_i z_i,y_i, linear in W: a constant gradient term
         if self.k == 1:
-            self.target = (y == 1).astype(np.float64)
-            self._linear = self._back((weights * self.target)[None, :])
+            self._positive = y == 1
+            self._linear = self._back((weights * self._positive)[None, :])
         else:
-            self._target_index = y * n + np.arange(n)  # flat index of each sample's own logit in (k, n)
             own = np.zeros((self.k, n))
-            own.ravel()[self._target_index] = weights
+            own[y, np.arange(n)] = weights
             self._linear = self._back(own)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of ``X``: of its values, column indices and row pointers when sparse."""
+        if self.sparse:
+            return int(self.X.data.nbytes + self.X.indices.nbytes + self.X.indptr.nbytes)
+        return int(self.X.nbytes)
 
     @property
     def n_params(self) -> int:
@@ -177,6 +187,10 @@ class LinearLoss:
         if self._Xt is not None:
             return W @ self._Xt
         A, c = self._to_raw(W)
+        if not A.any():  # intercepts only, as at the usual start: no pass over X
+            Z = np.empty((self.k, self.X.shape[0]))
+            Z[:] = c[:, None]
+            return Z
         if self.k == 1:
             z = np.asarray(self.X @ A[0])
             z += c[0]
@@ -220,21 +234,41 @@ class LinearLoss:
     def value(self, w: Array, Z: Array) -> tuple[float, Array]:
         """Objective at ``w`` whose logits are ``Z``, and the weighted probabilities ``w_i p_ik`` (``(k, n)``;
         of the positive class for the binary model) from which :meth:`gradient` maps back."""
-        if self.k == 1:
-            z = Z[0]
-            e = np.exp(-np.abs(z))
-            f = float(self.weights @ (np.maximum(z, 0.0) + np.log1p(e) - self.target * z))
-            Q = np.where(z >= 0, 1.0, e)
-            Q *= self.weights / (1.0 + e)
-            Q = Q[None, :]
-        else:
-            Q = Z - Z.max(axis=0)
-            own = Q.ravel()[self._target_index]
-            np.exp(Q, out=Q)
-            total = Q.sum(axis=0)
-            f = float(self.weights @ (np.log(total) - own))
-            Q *= self.weights / total
+        Q = np.empty_like(Z)
+        f = 0.0
+        for start in range(0, Z.shape[1], _VALUE_CHUNK):
+            stop = start + _VALUE_CHUNK
+            f += self._block_value(Z[:, start:stop], Q[:, start:stop], start, stop)
         return f + 0.5 * float(w @ (self._l2_mask * w)), Q
+
+    def _block_value(self, Z: Array, Q: Array, start: int, stop: int) -> float:
+        """:meth:`value` on the samples ``start:stop``: their weighted loss; their ``w_i p_ik`` into ``Q``."""
+        w = self.weights[start:stop]
+        if self.k == 1:
+            z, q = Z[0], Q[0]
+            e = np.abs(z)
+            np.negative(e, out=e)
+            np.exp(e, out=e)
+            # log(1 + exp(z)) - t z = log1p(exp(-|z|)) + max(s z, 0), s = -1 for the positive class, else 1
+            np.copyto(q, z)
+            np.negative(q, out=q, where=self._positive[start:stop])
+            np.maximum(q, 0.0, out=q)
+            q += np.log1p(e)
+            f = float(w @ q)
+            # w sigmoid(z) = w / (1 + e) where z >= 0, w e / (1 + e) elsewhere
+            np.copyto(q, e)
+            np.copyto(q, 1.0, where=z >= 0)
+            e += 1.0
+            q /= e
+            q *= w
+            return f
+        np.subtract(Z, Z.max(axis=0), out=Q)
+        own = Q[self.y[start:stop], np.arange(Q.shape[1])]
+        np.exp(Q, out=Q)
+        total = Q.sum(axis=0)
+        f = float(w @ (np.log(total) - own))
+        Q *= w / total
+        return f
 
     def gradient(self, w: Array, Q: Array, single: bool = False) -> Array:
         """Gradient (flat) at ``w`` from the weighted probabilities :meth:`value` returned there; ``single`` as
@@ -245,7 +279,7 @@ class LinearLoss:
         """Unweighted log-loss of each sample (no penalty)."""
         Z = self.logits(W.ravel())
         if self.k == 1:
-            return log1pexp(Z[0]) - self.target * Z[0]
+            return log1pexp(Z[0]) - self._positive * Z[0]
         return -log_softmax(Z.T)[np.arange(Z.shape[1]), self.y]
 
     def loss(self, w: Array) -> float:
@@ -297,6 +331,41 @@ class LinearLoss:
             raise ValueError("the full Hessian is only formed for the binary model")
         P = self.probabilities(w)
         return self.weighted_gram(self.weights * P * (1.0 - P))
+
+    def weighted_moments(self, h: Array) -> tuple[Array, Array]:
+        """Per standardized feature ``j``, ``sum_i h_i xs_ij`` and ``sum_i h_i xs_ij^2``: the intercept column and
+        the diagonal of :meth:`weighted_gram` (without ``l2``), in one pass over ``X`` and without copying it."""
+        d = self.d
+        if self._Xt is not None:
+            F = self._Xt[:d]
+            return F @ h, np.einsum("ij,ij,j->i", F, F, h)
+        if self.sparse:
+            q = np.asarray(self.X.T @ h)
+            sq = np.zeros(d)
+            data, indices, indptr = self.X.data, self.X.indices, self.X.indptr
+            n = self.X.shape[0]
+            # row blocks of about _SPARSE_CHUNK stored entries: each entry's squared value times its row's h
+            rows = max(1, _SPARSE_CHUNK * n // max(int(indptr[-1]), 1))
+            for a in range(0, n, rows):
+                b = min(a + rows, n)
+                lo, hi = indptr[a], indptr[b]
+                values = data[lo:hi] * data[lo:hi]
+                values *= np.repeat(h[a:b], np.diff(indptr[a : b + 1]))
+                sq += np.bincount(indices[lo:hi], weights=values, minlength=d)
+        else:
+            q = h @ self.X
+            sq = np.zeros(d)
+            for start in range(0, self.X.shape[0], _HESSIAN_CHUNK):
+                B = self.X[start : start + _HESSIAN_CHUNK]
+                sq += np.einsum("ij,ij,i->j", B, B, h[start : start + _HESSIAN_CHUNK])
+        if self.mean is not None:
+            hs = float(h.sum())
+            sq = sq - 2.0 * self.mean * q + hs * self.mean**2
+            q = q - hs * self.mean
+        if self.scale is not None:
+            q = q / self.scale
+            sq = sq / self.scale**2
+        return q, sq
 
     def weighted_gram(self, h: Array) -> Array:
         """``[Xs, 1]^T diag(h) [Xs, 1] + l2`` on the standardized features with an intercept column, built

@@ -15,6 +15,9 @@ from ._loss import Array, LinearLoss
 
 #: Called after every iteration with (iteration, objective); returning True stops the solver early.
 Callback = Callable[[int, float], bool | None]
+#: L-BFGS's initial inverse-Hessian shape: a ``(d + 1, d + 1)`` matrix applied to each class row, or a function
+#: applying it to the ``(k, d + 1)`` coefficient array.
+Preconditioner = Array | Callable[[Array], Array]
 
 _ARMIJO = 1e-4
 #: L-BFGS takes its products with ``X`` in single precision (where the loss has a copy for it: half the cost)
@@ -26,6 +29,8 @@ _SINGLE_UNTIL = 1e-6
 _SINGLE_RESYNC = 50
 #: Bytes the L-BFGS pairs may take (``s``, ``P y`` and ``y``: 24 bytes per parameter and pair) before fewer are kept.
 _MEMORY_BYTES = 64 * 2**20
+#: ... and the pairs may always take this much, however small X is (digits keeps its 50 pairs).
+_MEMORY_MIN_BYTES = 2**20
 
 
 @dataclass
@@ -87,13 +92,19 @@ def _line_search(
     if slope >= 0:
         return None
     dZ = loss.logits(direction, single)
+    Z_new = np.empty_like(Z)  # one buffer for every trial: on large data each logit array is a vector of n
     step = 1.0
     for _ in range(max_steps):
-        Z_new = Z + dZ if step == 1.0 else Z + step * dZ
+        if step == 1.0:
+            np.add(Z, dZ, out=Z_new)
+        else:
+            np.multiply(dZ, step, out=Z_new)
+            Z_new += Z
         x_new = x + step * direction
         f_new, Q = loss.value(x_new, Z_new)
         if np.isfinite(f_new) and f_new <= f + _ARMIJO * step * slope:
             return x_new, Z_new, f_new, Q
+        del Q
         step = _next_step(f, slope, step, f_new)
     return None
 
@@ -124,7 +135,9 @@ class _Memory:
     with the pairs and a few with ``m x m`` matrices.
     """
 
-    def __init__(self, size: int, shape: tuple[int, int], preconditioner: Array | None) -> None:
+    def __init__(
+        self, size: int, shape: tuple[int, int], preconditioner: Preconditioner | None, keep_y: bool = True
+    ) -> None:
         self.size = size
         self.count = 0
         self.next = 0  # the slot the next pair goes to: the oldest once the ring is full
@@ -132,7 +145,8 @@ class _Memory:
         self.preconditioner = preconditioner
         n_params = shape[0] * shape[1]
         self.SPY = np.empty((size, 2, n_params))
-        self.Y = self.SPY[:, 1] if preconditioner is None else np.empty((size, n_params))
+        # y itself only serves :meth:`pairs`; with a preconditioner it is a third array, kept when asked
+        self.Y = self.SPY[:, 1] if preconditioner is None else np.empty((size, n_params)) if keep_y else None
         self.R_inv = np.zeros((size, size))
         self.YPY = np.empty((size, size))
         self.sy = np.empty(size)
@@ -142,10 +156,14 @@ class _Memory:
         """``P v``: the preconditioner applied to each class row of a flat vector; ``v`` itself without one."""
         if self.preconditioner is None:
             return v
+        if callable(self.preconditioner):
+            return self.preconditioner(v.reshape(self.shape)).ravel()
         return (v.reshape(self.shape) @ self.preconditioner).ravel()
 
     def pairs(self) -> list[tuple[Array, Array]]:
-        """The pairs, oldest first."""
+        """The pairs, oldest first; none when ``y`` was not kept."""
+        if self.Y is None:
+            return []
         start = self.next if self.count == self.size else 0
         order = [(start + i) % self.size for i in range(self.count)]
         return [(self.SPY[i, 0].copy(), self.Y[i].copy()) for i in order]
@@ -156,7 +174,7 @@ class _Memory:
         m = min(self.count + 1, self.size)
         self.SPY[j, 0] = s
         self.SPY[j, 1] = self.precondition(y)
-        if self.preconditioner is not None:
+        if self.preconditioner is not None and self.Y is not None:
             self.Y[j] = y
         products = (self.SPY[:m].reshape(2 * m, -1) @ y).reshape(m, 2)  # s_i.y and (P y_i).y
         sy = float(products[j, 0])
@@ -199,7 +217,8 @@ def lbfgs(
     memory: int = 50,
     callback: Callback | None = None,
     curvature_pairs: list[tuple[Array, Array]] | None = None,
-    preconditioner: Array | None = None,
+    preconditioner: Preconditioner | None = None,
+    keep_pairs: bool = True,
 ) -> SolverResult:
     """Limited-memory BFGS with Armijo backtracking (:func:`_line_search`); stops by :func:`_small_enough`.
 
@@ -209,7 +228,9 @@ def lbfgs(
     ``curvature_pairs`` seeds the memory, e.g. with the pairs of a solve on a subsample of the rows.
     ``preconditioner`` is a ``(d + 1, d + 1)`` matrix ``P`` applied to each class row as the initial
     inverse Hessian (scaled by the usual ``s.y / y.P.y``): the inverse feature Gram whitens correlated
-    features, which the plain scaled identity cannot.
+    features, which the plain scaled identity cannot. It may also be a function applying a symmetric
+    positive-definite ``P`` to a ``(k, d + 1)`` array, e.g. a cheap structured one for wide data.
+    ``keep_pairs=False`` returns no ``curvature_pairs`` when preconditioned, which saves storing each ``y``.
     """
     x = x0.copy()
     Z, f, g = _evaluate(loss, x)
@@ -219,9 +240,11 @@ def lbfgs(
     # the first step and the gradient step of the stop rule.
     gradient_scale = initial_scale = 1.0 / (loss.curvature_scale(Z) + loss.l2)
     history = [f]
-    # Many parameters (wide data, many classes): fewer pairs, within _MEMORY_BYTES, but never fewer than 10.
-    size = max(min(memory, _MEMORY_BYTES // (24 * loss.n_params)), min(memory, 10))
-    pairs = _Memory(size, (loss.k, loss.d + 1), preconditioner)
+    # Many parameters (wide data, many classes): fewer pairs, within _MEMORY_BYTES and a quarter of the size of X
+    # (wide sparse data can be small next to its coefficients), but never fewer than 10.
+    budget = min(_MEMORY_BYTES, max(loss.nbytes // 4, _MEMORY_MIN_BYTES))
+    size = max(min(memory, budget // (24 * loss.n_params)), min(memory, 10))
+    pairs = _Memory(size, (loss.k, loss.d + 1), preconditioner, keep_y=keep_pairs)
     for s0, y0 in curvature_pairs or []:
         if float(s0 @ y0) > 0:
             pairs.append(s0, y0)
@@ -261,6 +284,7 @@ def lbfgs(
             break
         x_new, Z, f, Q = found
         g_new = loss.gradient(x_new, Q, single)
+        del found, Q  # not kept through the next line search: on large data a vector of n
         s, y = x_new - x, g_new - g
         yy = float(y @ y)
         if yy > 0.0 and float(s @ y) > 1e-12 * yy:  # y underflows to 0 on separable data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -33,8 +33,9 @@ _SPARSE_CHUNK = 2**18
 _PRESOLVE_ROWS = 20000
 #: Most features for which L-BFGS pre-solves on a subsample, preconditioned by the inverse of its feature Gram:
 #: that Gram is ``(d + 1)^2`` dense (8 MiB here, but 512 GiB at 2^18 hashed features) and its inverse costs
-#: ``O(d^3)``, and each L-BFGS step would multiply by it. Wider data, dense or sparse, runs plain L-BFGS;
-#: there the subsample (``_PRESOLVE_ROWS`` rows for many more coefficients) would not land near the optimum.
+#: ``O(d^3)``, and each L-BFGS step would multiply by it. Wider data, dense or sparse, gets no presolve (the
+#: subsample, ``_PRESOLVE_ROWS`` rows for many more coefficients, would not land near the optimum) and the
+#: diagonal preconditioner :func:`_centered_diagonal` instead, ``O(d)`` in memory and per product.
 _PRECONDITION_MAX_FEATURES = 1024
 
 
@@ -108,7 +109,10 @@ class LogisticRegression(ParamsMixin):
     fit_intercept : bool
     standardize : bool
         Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
-        original feature units; ``standardized_coef_`` holds the coefficients the penalty sees.
+        original feature units; ``standardized_coef_`` holds the coefficients the penalty sees. A
+        scipy.sparse ``X`` is scaled by the same (population) deviation but not centered, so it stays
+        sparse (scikit-learn's ``StandardScaler(with_mean=False)``): ``mean_`` is then zeros. With an
+        intercept that changes only its parametrization, not the fitted model or the objective.
     class_weight : None, "balanced" or mapping label -> weight
         ``"balanced"`` uses ``total weight / (n_classes * weight of the class)``, counting sample weights,
         as scikit-learn (1.6 and later) does; without sample weights that is ``n / (k * count(y))``.
@@ -237,7 +241,8 @@ class LogisticRegression(ParamsMixin):
     def fit(
         self, X: Any, y: Any, sample_weight: Any = None, *, callback: Callback | None = None
     ) -> Self:
-        """Fit to ``X`` (n, d) and labels ``y``; ``callback(iteration, loss)`` may return True to stop."""
+        """Fit to ``X`` (n, d; an array, a data frame or a scipy.sparse matrix of any format, used as CSR without
+        a dense copy) and labels ``y``; ``callback(iteration, loss)`` may return True to stop."""
         self._check_params()
         names = feature_names_of(X)
         X = check_X(X)
@@ -259,7 +264,9 @@ class LogisticRegression(ParamsMixin):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        weights = sw * self._class_weights(y_enc, sw)[y_enc]
+        weights = self._class_weights(y_enc, sw)[y_enc]
+        weights *= sw
+        del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
         total = float(weights.sum())
         if total <= 0:
             raise ValueError("the sample and class weights sum to 0: at least one sample must carry weight")
@@ -283,8 +290,8 @@ class LogisticRegression(ParamsMixin):
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         loss = LinearLoss(
             X,
-            y_enc.astype(np.intp),
-            weights / total,
+            y_enc.astype(np.intp, copy=False),
+            np.divide(weights, total, out=weights),
             mean if self.standardize and self.fit_intercept and not sparse else None,
             scale if self.standardize else None,
             len(classes),
@@ -370,8 +377,12 @@ class LogisticRegression(ParamsMixin):
                 precond = _inverse_gram(sub)
                 pre = lbfgs(sub, x0, max_iter=max_iter, tol=max(tol, 1e-6), preconditioner=precond)
                 x0, pairs = pre.coef, pre.curvature_pairs
+            elif loss.d > _PRECONDITION_MAX_FEATURES or loss.sparse:
+                # Wide data, and sparse data of any size (never centered): the diagonal preconditioner, built
+                # in one pass; it halves the iterations on hashed sparse features or better.
+                precond = _centered_diagonal(loss)
             return lbfgs(loss, x0, max_iter=max_iter, tol=tol, callback=callback, curvature_pairs=pairs,
-                         preconditioner=precond)
+                         preconditioner=precond, keep_pairs=False)
         if solver == "newton":
             return newton(loss, x0, max_iter=max_iter, tol=tol, callback=callback)
         if solver == "proximal":
@@ -471,6 +482,36 @@ def _inverse_gram(loss: LinearLoss) -> Array:
     G = loss.weighted_gram(loss.weights)
     G[np.diag_indices_from(G)] += 1e-8 * max(float(np.trace(G)) / G.shape[0], 1e-12)
     return np.linalg.inv(G)
+
+
+def _centered_diagonal(loss: LinearLoss) -> Callable[[Array], Array]:
+    """For wide data, where :func:`_inverse_gram` is out of reach, and for sparse data: the inverse of the
+    weighted Gram of the features as if each were centered (around its weighted mean ``mu``) and the centered
+    features uncorrelated.
+
+    In the coordinates ``(a, b + mu.a)`` of centered features that Gram is diagonal: ``D = centered weighted
+    sums of squares + l2`` and ``sum h`` for the intercept. Mapped back to ``(a, b)`` it is ``J^-1 diag^-1
+    J^-T`` with ``J = [[I, 0], [mu^T, 1]]``: symmetric positive definite, ``O(d)`` per product, built in one
+    pass over ``X``. It gives uncentered data (sparse data is never centered) the conditioning that centering
+    and scaling give dense data: on raw positive features the intercept and every feature's mean share one
+    steep direction of the objective that plain L-BFGS spends many iterations finding.
+    """
+    h = loss.weights
+    d = loss.d
+    s = float(h.sum())
+    q, sq = loss.weighted_moments(h)
+    mu = q / s if loss.fit_intercept else np.zeros(d)
+    D = np.maximum(sq - mu * q, 0.0) + loss.l2
+    D += 1e-8 * max(float(D.mean()), 1e-12)  # never-seen features without l2: their gradient is always 0
+
+    def apply(V: Array) -> Array:
+        out = np.empty_like(V)
+        W1 = (V[:, :d] - V[:, d : d + 1] * mu) / D
+        out[:, :d] = W1
+        out[:, d] = V[:, d] / s - W1 @ mu
+        return out
+
+    return apply
 
 
 def _binary_proba(z: Array) -> Array:
