@@ -88,6 +88,25 @@ def coefficient_table(model: LogisticRegression, names: Sequence[str], encoder: 
     return coefs, intercepts
 
 
+#: Training rows the training metrics are computed on; a seeded sample beyond it (the metrics are a summary,
+#: and probabilities for every row of a set trained out of core would not fit the memory budget).
+MAX_TRAIN_METRIC_ROWS = 1_000_000
+_METRIC_BLOCK = 65_536
+
+
+def _train_metrics(model: Any, X: Any, y: NDArray[Any], classes: NDArray[Any], seed: int | None) -> dict[str, Any]:
+    """The metrics of the fitted model on its training rows, or on a seeded sample of them (``sample_rows``)."""
+    n = X.shape[0]
+    if n <= MAX_TRAIN_METRIC_ROWS:
+        return evaluation.classification_summary(y, model.predict_proba(X), classes)
+    rows = np.sort(np.random.default_rng(seed).choice(n, MAX_TRAIN_METRIC_ROWS, replace=False))
+    proba = np.empty((rows.size, len(classes)))
+    for start in range(0, rows.size, _METRIC_BLOCK):  # a block of rows copied at a time (X may be on disk)
+        proba[start : start + _METRIC_BLOCK] = model.predict_proba(X[rows[start : start + _METRIC_BLOCK]])
+    summary = evaluation.classification_summary(y[rows], proba, classes)
+    return {**summary, "sample_rows": MAX_TRAIN_METRIC_ROWS}
+
+
 def check_iteration_budget(params: dict[str, Any], max_iter_limit: int | None) -> None:
     """Refuse a ``max_iter`` over the configured limit before any work starts."""
     if max_iter_limit is not None and (params.get("max_iter") or 0) > max_iter_limit:
@@ -273,7 +292,7 @@ def train_and_store(
         served, calibration_report = calibrate(estimator, val_X, y_val, calibration, seed)
         messages += calibration_report["warnings"]
     model = served if encoder is None else EncodedModel(encoder, served)
-    train_metrics = evaluation.classification_summary(y_train, served.predict_proba(fit_X), model.classes_)
+    train_metrics = _train_metrics(served, fit_X, y_train, model.classes_, seed)
     progress.check()
     validation_metrics = None
     validation_sample = None
