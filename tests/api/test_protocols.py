@@ -22,7 +22,6 @@ own envelope (``api_error``).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -88,19 +87,6 @@ def abc(served):
     resp = served.client.post("/train", json=ABC_BODY)
     assert resp.status_code == 201, resp.text
     return served
-
-
-@pytest.fixture
-def toy_client(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
-    """``toy_client(**settings)``: a fresh app whose registry holds ``toy`` version 1 only."""
-
-    def make(**settings: Any) -> TestClient:
-        client = make_client(**settings)
-        headers = {"Authorization": f"Bearer {settings['api_keys']}"} if "api_keys" in settings else {}
-        assert client.post("/train", json=TOY_TRAIN, headers=headers).status_code == 201
-        return client
-
-    return make
 
 
 # == V2 / Open Inference Protocol: server =============================================================
