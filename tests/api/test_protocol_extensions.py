@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 
-from ..support import TOY_TRAIN
+from ..support import TOY_TRAIN, sample_total, scrape
 from .test_protocols import outputs, tensor, v2_error
 from .test_v2_binary import HEADER, binary_request, proba_of, read_binary_answer
 
@@ -57,6 +57,21 @@ def test_compressed_request_bodies_in_every_dialect(served, coding):
     resp = served.client.post("/invocations?model=bc&output=predict_proba", content=_codings(mlflow)[coding],
                               headers={**header, "Content-Type": "application/json"})
     assert resp.json() == {"predictions": want}
+
+
+def test_compressed_requests_are_logged_and_counted_under_their_route(toy_client, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    client = toy_client()
+    raw = orjson.dumps({"inputs": [tensor([[1.0, 2.0], [3.0, 3.0]])]})
+    resp = client.post("/v2/models/toy/infer", content=gzip.compress(raw), headers={"Content-Encoding": "gzip"})
+    assert resp.status_code == 200, resp.text
+    own = client.post("/predict", content=gzip.compress(orjson.dumps({"model": "toy", "features": [[1.0, 2.0]]})),
+                      headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert own.status_code == 200, own.text
+    samples = scrape(client)
+    assert sample_total(samples, "logreg_http_requests_total", route="/v2/models/{name}/infer", status="200") == 1
+    assert sample_total(samples, "logreg_http_requests_total", route="/predict", status="200") == 1
+    assert sample_total(samples, "logreg_request_rows_sum", route="/v2/models/{name}/infer") == 2
 
 
 def _bomb(decoded_bytes: int) -> bytes:
@@ -196,7 +211,8 @@ def test_model_name_and_version_in_the_body_must_match_the_path(toy_client):
     rows = {"inputs": [tensor([[1.0, 2.0]])]}
     for path, version in [("/v2/models/toy/infer", "1"), ("/v2/models/toy/versions/2/infer", "2"),
                           ("/v2/models/toy/versions/production/infer", "production"),
-                          ("/v2/models/toy/versions/production/infer", "1")]:
+                          ("/v2/models/toy/versions/production/infer", "1"), ("/v2/models/toy/infer", "production"),
+                          ("/v2/models/toy/versions/1/infer", "production")]:
         resp = c.post(path, json={**rows, "model_name": "toy", "model_version": version})
         assert resp.status_code == 200, (path, resp.text)
     v2_error(c.post("/v2/models/toy/infer", json={**rows, "model_name": "other"}), 400,
@@ -205,6 +221,8 @@ def test_model_name_and_version_in_the_body_must_match_the_path(toy_client):
              "`model_version` '1' in the body does not match")
     msg = v2_error(c.post("/v2/models/toy/infer", json={**rows, "model_version": "2"}), 400, "which is version 1")
     assert "/v2/models/toy/versions/2/infer" in msg
+    for other in ("staging", "7", "x y"):  # no such alias or version: still a mismatch, not a 404
+        v2_error(c.post("/v2/models/toy/infer", json={**rows, "model_version": other}), 400, f"{other!r} in the body")
 
 
 def test_unknown_top_level_fields_are_ignored_and_unknown_tensor_fields_refused(served):

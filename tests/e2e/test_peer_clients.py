@@ -6,6 +6,8 @@ else the bytes they were recorded sending: see ``peers.py``) and MLflow's ``Scor
 from __future__ import annotations
 
 import asyncio
+import gzip
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,13 +171,17 @@ def test_answers_are_compressed_when_asked(server: Server) -> None:
     _, X = breast_cancer()
     body = {"inputs": [{"name": "input-0", "shape": list(X.shape), "datatype": "FP64", "data": X.tolist()}],
             "parameters": {"binary_data_output": True}}
+    want = reference(server, "breast_cancer")
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        for coding in ("gzip", "deflate"):
+        for coding, decode in (("gzip", gzip.decompress), ("deflate", zlib.decompress)):
             with client.stream("POST", "/v2/models/breast-cancer/infer", json=body,
                                headers={"Accept-Encoding": coding}) as resp:
                 raw = b"".join(resp.iter_raw())
-                assert resp.headers["content-encoding"] == coding
-                assert len(raw) < int(resp.headers[HEADER]) + X.shape[0] * 2 * 8
+            assert resp.headers["content-encoding"] == coding
+            plain = decode(raw)
+            assert len(raw) < len(plain)
+            proba = answer_proba(httpx.Response(200, headers={HEADER: resp.headers[HEADER]}, content=plain))
+            assert np.array_equal(proba, want)
 
 
 # == KServe and MLServer ==================================================================================

@@ -56,7 +56,6 @@ class BodySizeLimit:
             if too_big:
                 await _refuse(scope, receive, send, _too_large(limit, setting, size=int(length)))
                 return
-        decoder = None
         if encoding not in (None, "", "identity"):
             if encoding not in REQUEST_ENCODINGS:
                 refusal = HTTPException(415, f"Content-Encoding {encoding!r} is not supported: send the body as is, "
@@ -64,9 +63,10 @@ class BodySizeLimit:
                 await _refuse(scope, receive, send, refusal)
                 return
             decoder = _Decoder(encoding)
-            # The app sees the decoded body: neither the coding nor the encoded length applies to it.
-            scope = {**scope, "headers": [(k, v) for k, v in scope["headers"]
-                                          if k not in (b"content-encoding", b"content-length")]}
+            # The app sees the decoded body: neither the coding nor the encoded length applies to it. (The scope is
+            # changed in place: the request observer reads the route the router sets in it.)
+            scope["headers"] = [(k, v) for k, v in scope["headers"]
+                                if k not in (b"content-encoding", b"content-length")]
             receive = decoder.wrap(receive)
         received = 0
         started = False

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 from fastapi.responses import Response
 from numpy.typing import NDArray
+from starlette.concurrency import run_in_threadpool
 
-from ....errors import InvalidInputError
+from ....errors import InvalidInputError, LogregError
 from ....services.scoring import model_columns, predict, predict_proba
-from ....store.registry import LoadedModel
+from ....store.registry import LoadedModel, ModelRegistry
 from ...payloads import json_bytes, json_response, parse_json_object
 from .binary import HEADER, MEDIA_TYPE, binary_flag, encode_tensor, split_body
 from .schemas import OUTPUTS, Parameters, V2InferenceRequest
@@ -37,13 +38,9 @@ class InferRequest:
 async def read_infer_request(raw: bytes, header_length: str | None, max_rows: int) -> InferRequest:
     """A request body (JSON, or JSON then binary tensor data when ``header_length`` is given), checked."""
     head, binary = split_body(raw, header_length)
-    try:
-        obj = await parse_json_object(head)
-    except InvalidInputError as exc:
-        if binary is not None or not raw or not exc.message.startswith("the body is not valid JSON"):
-            raise
-        raise InvalidInputError(f"{exc.message} (a body with binary tensor data needs the {HEADER} header: the "
-                                "length of the JSON object the data follows)") from None
+    hint = "" if binary is not None else (f" (a body with binary tensor data needs the {HEADER} header: the length "
+                                          "of the JSON object the data follows)")
+    obj = await parse_json_object(head, hint)
     body, data = parse_infer_request(obj, binary, max_rows)
     outputs = [o.name for o in body.outputs] if body.outputs else list(OUTPUTS)
     if len(set(outputs)) != len(outputs):
@@ -77,18 +74,26 @@ def _threshold_parameter(parameters: Parameters | None) -> float | None:
     return float(value)
 
 
-def check_model_fields(body: V2InferenceRequest, name: str, version: str | None, loaded: LoadedModel) -> None:
-    """The body's ``model_name`` and ``model_version``, when given, must name what the path serves."""
+async def check_model_fields(body: V2InferenceRequest, name: str, version: str | None, loaded: LoadedModel,
+                             registry: ModelRegistry) -> None:
+    """The body's ``model_name`` and ``model_version``, when given, must name what the path serves (a version
+    number or an alias of the version the path resolved to)."""
     if body.model_name is not None and body.model_name != name:
         raise InvalidInputError(f"`model_name` {body.model_name!r} in the body does not match the model of the path, "
                                 f"{name!r}", {"model_name": body.model_name, "path": name})
-    if body.model_version is not None and body.model_version not in (version, str(loaded.version)):
+    asked = body.model_version
+    if asked is None or asked in (version, str(loaded.version)):
+        return
+    try:
+        same = await run_in_threadpool(registry.resolve, name, asked) == loaded.version
+    except LogregError:  # not a version or alias of this model
+        same = False
+    if not same:
         path = f"version {version!r}" if version is not None else "no version"
         raise InvalidInputError(
-            f"`model_version` {body.model_version!r} in the body does not match the version the path serves ({path}, "
-            f"which is version {loaded.version}); name the version in the path: "
-            f"/v2/models/{name}/versions/{body.model_version}/infer",
-            {"model_version": body.model_version, "served": str(loaded.version)})
+            f"`model_version` {asked!r} in the body does not match the version the path serves ({path}, which is "
+            f"version {loaded.version}); name the version in the path: /v2/models/{name}/versions/{asked}/infer",
+            {"model_version": asked, "served": str(loaded.version)})
 
 
 def request_rows(request: InferRequest, loaded: LoadedModel, max_rows: int) -> NDArray[np.float64]:

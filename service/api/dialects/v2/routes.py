@@ -158,7 +158,7 @@ async def infer(request: Request, name: str, version: str | None, registry: Regi
     asked = await read_infer_request(await request.body(), request.headers.get(HEADER), scorer.max_predict_rows)
     fields = log_fields(request.scope)
     loaded = await scorer.load(fields, name, version)
-    check_model_fields(asked.body, name, version, loaded)
+    await check_model_fields(asked.body, name, version, loaded, registry)
     X = request_rows(asked, loaded, scorer.max_predict_rows)
     outputs, parameters, index = score(asked, loaded, X)
     scorer.observe(fields, route_path(request.scope), loaded, X, index)
