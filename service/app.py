@@ -20,14 +20,16 @@ from .api.deps import Services
 from .api.dialects import mlflow, v2
 from .api.errors import install_error_handlers
 from .api.middleware.body_limit import BodySizeLimit
+from .api.middleware.compression import ResponseCompression
 from .api.middleware.fastpath import ScoringFastPath
 from .api.middleware.observer import RequestObserver
 from .api.payloads import DOCUMENTED_BODIES
 from .api.routes import ROUTERS, dashboard, prediction
 from .api.security import key_digests
 from .config import Settings, get_settings
+from .domain import parse_model_reference
 from .engine import ConvergenceWarning
-from .errors import RegistryUnavailableError
+from .errors import InvalidInputError, RegistryUnavailableError
 from .observability.logging import configure_logging
 from .observability.prometheus import Monitoring, multiprocess_dir
 from .services.drift_tracker import DriftTracker
@@ -60,6 +62,11 @@ Every error answers `{"error": {"type", "message", "details"}}`. With API keys c
 def create_app(settings: Settings | None = None, registry: ModelRegistry | None = None) -> FastAPI:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
+    if settings.invocations_model is not None:  # fail at start-up, not on the first request
+        try:
+            parse_model_reference(settings.invocations_model)
+        except InvalidInputError as exc:
+            raise ValueError(f"LOGREG_INVOCATIONS_MODEL: {exc.message}") from None
     configure_logging(settings.log_level, settings.json_logs)
     registry = registry or ModelRegistry(
         settings.model_store, cache_size=settings.cache_size, recheck_seconds=settings.registry_recheck_seconds
@@ -123,6 +130,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     # Innermost: the size limit, request ids, logs and metrics apply to it as to the routes.
     app.add_middleware(ScoringFastPath, services=services, routes=prediction.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(ResponseCompression, minimum_size=settings.compress_min_bytes)
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
     for router in ROUTERS:

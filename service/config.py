@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         50 * 1024 * 1024, ge=1024, description="Largest request body accepted, uploads aside; larger ones get 413."
     )
+    compress_min_bytes: int = Field(
+        1024, ge=0, description="Smallest response compressed (gzip or deflate) for a client whose "
+        "`Accept-Encoding` asks for it; 0 never compresses.",
+    )
     max_upload_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest `multipart/form-data` training upload (spooled to a temporary "
         "file, never held in memory); larger ones get 413.",
@@ -95,6 +99,10 @@ class Settings(BaseSettings):
     drift_window_rows: int = Field(
         1000, ge=0, le=100_000, description="Recent predicted rows per model version in each worker's sliding "
         "window for the population stability index (PSI) of every feature; 0 turns the window off.",
+    )
+    invocations_model: str | None = Field(
+        None, description="The model a bare MLflow `POST /invocations` (no `?model=`) serves: a name, optionally "
+        "`name@alias` or `name/version`; unset, it is the registry's only model.",
     )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
 

@@ -105,6 +105,19 @@ def validate_alias(alias: object) -> str:
     return alias  # type: ignore[return-value]
 
 
+def parse_model_reference(reference: str) -> tuple[str, str | None]:
+    """``name``, ``name@alias`` or ``name/version`` as the model name and the version (a number or an alias as
+    text; None: the default), or an InvalidInputError that says the forms."""
+    name, sep, version = reference.partition("@") if "@" in reference else reference.partition("/")
+    validate_model_name(name)
+    if sep == "@":
+        return name, validate_alias(version)
+    if sep == "/" and not (version.isascii() and version.isdigit() and int(version) > 0):
+        raise InvalidInputError(f"invalid model reference {reference!r}: after `/` comes a version number; write "
+                                "`name`, `name@alias` or `name/version`", {"value": reference})
+    return name, version or None
+
+
 def is_job_id(job_id: str) -> bool:
     return _JOB_ID_RE.fullmatch(job_id) is not None
 

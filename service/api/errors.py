@@ -2,13 +2,16 @@
 
 The service's own shape is ``{"error": {"type", "message", "details"}}``; the V2 / Open Inference
 Protocol's is ``{"error": "<message>"}``, with 400 where the service says 422. Both take their status
-codes and headers from :data:`ERROR_STATUS` and :func:`error_headers`.
+codes and headers from :data:`ERROR_STATUS` and :func:`error_headers`. Which shape an answer takes
+depends on the path alone (:func:`speaks_v2`): every answer under ``/v2``, routing 404s and 405s,
+middleware refusals and unexpected failures included, is the protocol's (:func:`error_answer`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -17,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from ..errors import (
     AuthenticationError,
@@ -118,6 +122,17 @@ def body_validation_response(exc: ValidationError) -> Response:
 
 
 # -- the V2 dialect ---------------------------------------------------------------------------------------
+#: The path prefix of the V2 / Open Inference Protocol, whose answers take its error shape.
+V2_PREFIX = "/v2"
+
+INTERNAL_ERROR = "internal server error; the server log has the details"
+
+
+def speaks_v2(path: str) -> bool:
+    """Whether errors on ``path`` answer in the V2 protocol's shape: ``/v2`` and everything under it."""
+    return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
 def v2_error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """An error answer in the V2 protocol's shape."""
     return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json",
@@ -126,7 +141,7 @@ def v2_error(status: int, message: str, headers: dict[str, str] | None = None) -
 
 def v2_error_response(exc: Exception) -> Response | None:
     """The V2 protocol's answer to an exception (the service's statuses, 400 for invalid input), or None
-    to let the app's handlers deal with it."""
+    when it is not one the service raises on purpose (a bug: :func:`error_answer` makes it a 500)."""
     if isinstance(exc, LogregError):
         status = status_of(exc)
         return v2_error(400 if status == 422 else status, exc.message, headers=error_headers(exc))
@@ -134,35 +149,57 @@ def v2_error_response(exc: Exception) -> Response | None:
         return v2_error(400, validation_problems(list(exc.errors()))[1])
     if isinstance(exc, ValidationError):
         return v2_error(400, validation_problems(exc.errors(include_url=False, include_input=False))[1])
-    if isinstance(exc, StarletteHTTPException) and exc.status_code < 500:
-        return v2_error(400 if exc.status_code == 422 else exc.status_code, str(exc.detail))
-    return None  # e.g. the body-size limit's own signal, or a bug: the app answers it
+    if isinstance(exc, StarletteHTTPException):
+        return v2_error(400 if exc.status_code == 422 else exc.status_code, str(exc.detail),
+                        headers=getattr(exc, "headers", None))
+    return None
+
+
+# -- both dialects ----------------------------------------------------------------------------------------
+def service_error_response(exc: Exception) -> Response | None:
+    """The service's answer to an exception, or None when it is not one the service raises on purpose."""
+    if isinstance(exc, LogregError):
+        return domain_error_response(exc)
+    if isinstance(exc, RequestValidationError):
+        details, summary = validation_problems(list(exc.errors()))
+        return error_response(422, "validation_error", summary, details)
+    if isinstance(exc, ValidationError):
+        return body_validation_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 400:  # a body FastAPI could not decode: the same answer our own parsing gives
+            return error_response(422, "invalid_input", f"the body cannot be parsed: {exc.detail}")
+        kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded",
+                415: "unsupported_media_type"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+    return None
+
+
+def error_answer(scope: Scope, exc: Exception) -> Response:
+    """The answer to ``exc`` for the request of ``scope``, in the error shape of its path's dialect; a 500 for
+    anything the service does not raise on purpose (the caller logs it)."""
+    path = scope["path"]
+    if isinstance(exc, StarletteHTTPException) and exc.detail == HTTPStatus(exc.status_code).phrase:
+        if exc.status_code == 404:  # the router's: no route has this path
+            exc = StarletteHTTPException(404, f"no route {path} (see /docs)")
+        elif exc.status_code == 405:  # the router's: a route has this path, with other methods
+            allowed = (exc.headers or {}).get("Allow", "")
+            exc = StarletteHTTPException(405, f"method {scope['method']} is not allowed on {path} (allowed: "
+                                         f"{allowed})", headers=exc.headers)
+    if speaks_v2(path):
+        return v2_error_response(exc) or v2_error(500, INTERNAL_ERROR)
+    return service_error_response(exc) or error_response(500, "internal_error", INTERNAL_ERROR)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register handlers so no error leaves the app in any other shape."""
 
-    @app.exception_handler(LogregError)
-    async def domain_error(_: Request, exc: LogregError) -> Response:
-        return domain_error_response(exc)
+    async def answer(request: Request, exc: Exception) -> Response:
+        return error_answer(request.scope, exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def request_validation(_: Request, exc: RequestValidationError) -> Response:
-        details, summary = validation_problems(list(exc.errors()))
-        return error_response(422, "validation_error", summary, details)
-
-    @app.exception_handler(ValidationError)
-    async def body_validation(_: Request, exc: ValidationError) -> Response:
-        return body_validation_response(exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 400:  # a body FastAPI could not decode: the same answer our own parsing gives
-            return error_response(422, "invalid_input", f"the body cannot be parsed: {exc.detail}")
-        kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
+    for cls in (LogregError, RequestValidationError, ValidationError, StarletteHTTPException):
+        app.add_exception_handler(cls, answer)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "internal server error; the server log has the details")
+        return error_answer(request.scope, exc)

@@ -34,15 +34,15 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return await parse_json_object(await request.body())
 
 
-async def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """``raw`` as a JSON object, or a 422 that says why it is not one."""
+async def parse_json_object(raw: bytes, hint: str = "") -> dict[str, Any]:
+    """``raw`` as a JSON object, or a 422 that says why it is not one (``hint``: added when it is not JSON)."""
     if not raw:
         raise InvalidInputError("the request body is empty: send a JSON object")
     try:
         # Big bodies are parsed in a worker thread so the event loop keeps serving other requests.
         obj = orjson.loads(raw) if len(raw) < _INLINE_PARSE_BYTES else await run_in_threadpool(orjson.loads, raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+        raise InvalidInputError(f"the body is not valid JSON: {exc}{hint}") from None
     if not isinstance(obj, dict):
         raise InvalidInputError(f"the body must be a JSON object, not {type(obj).__name__}")
     return obj

@@ -6,6 +6,7 @@
   ``toy`` (binary, int labels, JSON rows), ``bc`` (breast cancer, string labels, CSV upload) and
   ``iris`` (three string classes, JSON rows).
 * ``logged(**settings)`` is ``make_client`` that also returns what the app logged.
+* ``toy_client(**settings)`` is ``make_client`` whose registry holds ``toy`` version 1 only.
 * ``api_error`` checks the one error shape ``{"error": {"type", "message", "details"}}``.
 
 Data and helpers that other test packages use too live in ``tests/support.py``.
@@ -34,7 +35,7 @@ from service.config import Settings
 from service.observability.logging import JsonFormatter
 from service.store.registry import LoadedModel, ModelRegistry
 
-from ..support import TOY_FEATURES, TOY_LABELS, TOY_NAMES
+from ..support import TOY_FEATURES, TOY_LABELS, TOY_NAMES, TOY_TRAIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BREAST_CANCER_CSV = REPO_ROOT / "examples" / "breast_cancer.csv"
@@ -267,3 +268,16 @@ def served(tmp_path_factory: pytest.TempPathFactory, toy: Dataset, breast_cancer
         s.reports["bc"] = train_csv(client, "bc", breast_cancer_csv, "diagnosis")
         s.reports["iris"] = train_json(client, "iris", iris)
         yield s
+
+
+@pytest.fixture
+def toy_client(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``toy_client(**settings)``: a fresh app whose registry holds ``toy`` version 1 only."""
+
+    def make(**settings: Any) -> TestClient:
+        client = make_client(**settings)
+        headers = {"Authorization": f"Bearer {settings['api_keys']}"} if "api_keys" in settings else {}
+        assert client.post("/train", json=TOY_TRAIN, headers=headers).status_code == 201
+        return client
+
+    return make

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -209,3 +210,19 @@ def test_multiclass_and_calibrated_mixed_models(mixed: Any) -> None:
     assert calibrated.status_code == 201, calibrated.text
     assert client.post("/predict?explain=true", json={"model": "mixed-cal", "records": records(test)[:3]}
                        ).status_code == 200
+
+
+def test_v2_takes_mlserver_pd_json_columns(mixed: Any) -> None:
+    """MLServer's pandas codec sends a column of mixed Python values (booleans with missing cells, say) as BYTES of
+    JSON text per cell, with the input parameter ``content_type: pd_json``."""
+    client, test, _, _ = mixed
+    want = client.post("/predict_proba", json={"model": "mixed", "records": records(test)}).json()["probabilities"]
+    inputs = [{"name": n, "shape": [len(test[n]), 1], "datatype": "BYTES", "parameters": {"content_type": "pd_json"},
+               "data": [orjson.dumps(v).decode() for v in test[n]]} for n in test]
+    resp = client.post("/v2/models/mixed/infer", json={"parameters": {"content_type": "pd"}, "inputs": inputs,
+                                                       "outputs": [{"name": "predict_proba"}]})
+    assert resp.status_code == 200, resp.text
+    assert np.reshape(resp.json()["outputs"][0]["data"], (-1, 2)).tolist() == want
+    inputs[0] = {**inputs[0], "data": ["{not json", *inputs[0]["data"][1:]]}
+    bad = client.post("/v2/models/mixed/infer", json={"inputs": inputs})
+    assert bad.status_code == 400 and "element 0, '{not json', is not JSON" in bad.json()["error"]

@@ -22,7 +22,6 @@ own envelope (``api_error``).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -90,25 +89,13 @@ def abc(served):
     return served
 
 
-@pytest.fixture
-def toy_client(make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
-    """``toy_client(**settings)``: a fresh app whose registry holds ``toy`` version 1 only."""
-
-    def make(**settings: Any) -> TestClient:
-        client = make_client(**settings)
-        headers = {"Authorization": f"Bearer {settings['api_keys']}"} if "api_keys" in settings else {}
-        assert client.post("/train", json=TOY_TRAIN, headers=headers).status_code == 201
-        return client
-
-    return make
-
-
 # == V2 / Open Inference Protocol: server =============================================================
 def test_server_metadata_live_and_ready(served):
     c = served.client
     meta = c.get("/v2")
     assert meta.status_code == 200
-    assert meta.json() == {"name": "logreg-service", "version": meta.json()["version"], "extensions": []}
+    assert meta.json() == {"name": "logreg-service", "version": meta.json()["version"],
+                           "extensions": ["binary_tensor_data"]}
     assert isinstance(meta.json()["version"], str) and meta.json()["version"]
     assert c.get("/v2/health/live").json() == {"live": True}
     assert c.get("/v2/health/ready").json() == {"ready": True}
@@ -345,12 +332,11 @@ BAD_V2_BODIES: list[tuple[str, Any, str]] = [
     ("no-inputs", {"id": "1"}, "inputs"),
     ("empty-inputs", {"inputs": []}, "inputs"),
     ("input-not-object", {"inputs": [[1, 2]]}, "object"),
-    ("no-data", {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64"}]}, "data"),
+    ("no-data", {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64"}]}, "`data` is required"),
     ("no-shape", {"inputs": [{"name": "input-0", "datatype": "FP64", "data": [1, 2]}]}, "shape"),
     ("negative-shape", _input(shape=[-1, 2]), "shape"),
     ("bool-datatype", _input(datatype="BOOL"), "datatype"),
     ("bytes-datatype", _input(datatype="BYTES", data=["a", "b", "c", "d"]), "datatype"),
-    ("unknown-field", {**_input(), "model": "toy"}, "model"),
     ("unknown-input-field", _input(contents={}), "contents"),
     ("too-few-values", _input(data=[1, 2, 3]), "needs 4"),
     ("nested-wrong-shape", _input(data=[[1, 2, 3, 4]]), "nested data has shape [1, 4]"),

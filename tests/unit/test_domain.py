@@ -16,6 +16,7 @@ from service.domain import (
     JobState,
     RegistryState,
     TrainParams,
+    parse_model_reference,
     preview,
     validate_alias,
     validate_model_name,
@@ -85,3 +86,18 @@ def test_job_states() -> None:
 def test_preview_counts_what_it_leaves_out() -> None:
     assert preview(["a", "b"]) == "'a', 'b'"
     assert preview(list(range(7))) == "0, 1, 2, 3, 4 and 2 more"
+
+
+@pytest.mark.parametrize(("reference", "expected"), [
+    ("bc", ("bc", None)), ("bc@production", ("bc", "production")), ("bc/12", ("bc", "12")),
+    ("my.model-2", ("my.model-2", None)), ("m@a.b-c", ("m", "a.b-c")),
+])
+def test_model_references(reference: str, expected: tuple[str, str | None]) -> None:
+    assert parse_model_reference(reference) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "bc/", "bc@", "bc/x", "bc/0", "bc/-1", "bc/１", "bc@1a", "a@b@c", "../x", "b c",
+                                 "bc/1/2"])
+def test_bad_model_references_say_the_forms(bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="invalid"):
+        parse_model_reference(bad)

@@ -1,7 +1,8 @@
 """MLflow's scoring server: ``POST /invocations`` with ``dataframe_split``, ``dataframe_records``, ``instances``
 or ``inputs`` (JSON) or a ``text/csv`` body, answering ``{"predictions": [...]}``; plus ``GET /ping``,
-``GET /health`` and ``GET /version``. The model is ``?model=NAME`` (optional when the registry holds one
-model). Errors keep the service's own shape (MLflow clients look at the status code).
+``GET /health`` and ``GET /version``. The model is ``?model=NAME``, else ``LOGREG_INVOCATIONS_MODEL``, else the
+registry's only model (MLflow's clients know only the URL). Errors keep the service's own shape (MLflow clients look
+at the status code).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import __version__
+from ...config import Settings
 from ...data.columns import Columns
 from ...data.matrix import columns_to_matrix, order_columns, records_to_matrix, rows_to_matrix
-from ...domain import MODEL_NAME_PATTERN, Label
+from ...domain import MODEL_NAME_PATTERN, Label, parse_model_reference
 from ...errors import InvalidInputError
 from ...services.scoring import model_columns
-from ..deps import RegistryDep, ScorerDep, log_fields, route_path
+from ...store.registry import ModelRegistry
+from ..deps import RegistryDep, ScorerDep, SettingsDep, log_fields, route_path
 from ..errors import ERROR_RESPONSES
 from ..payloads import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from ..security import ReadAccess
@@ -119,6 +122,23 @@ def _mlflow_matrix(obj: dict[str, Any], feature_names: list[str], max_rows: int,
     return rows_to_matrix(value, max_rows, field=field, columns=kinds)
 
 
+async def _bare_invocations_model(registry: ModelRegistry, settings: Settings, version: str | None
+                                  ) -> tuple[str, str | None]:
+    """The model (and version) ``/invocations`` serves without ``?model=``: ``LOGREG_INVOCATIONS_MODEL`` (its
+    version unless the query names one), else the registry's only model."""
+    if settings.invocations_model is not None:
+        name, configured = parse_model_reference(settings.invocations_model)
+        return name, version if version is not None else configured
+    models = await run_in_threadpool(registry.list_models)
+    if len(models) != 1:
+        raise InvalidInputError(
+            f"name the model: `/invocations?model=NAME`, or set LOGREG_INVOCATIONS_MODEL to the model a bare "
+            f"`/invocations` serves (the registry holds {len(models)} models)",
+            {"field": "model", "setting": "LOGREG_INVOCATIONS_MODEL"},
+        )
+    return str(models[0]["name"]), version
+
+
 router = APIRouter(tags=[MLFLOW_TAG])
 
 _MLFLOW_BODY = {"requestBody": {"required": True, "content": {
@@ -146,9 +166,11 @@ async def invocations(
     request: Request,
     registry: RegistryDep,
     scorer: ScorerDep,
+    settings: SettingsDep,
     model: Annotated[str | None, Query(
         pattern=MODEL_NAME_PATTERN, examples=["breast-cancer"],
-        description="Model to score with; may be omitted when the registry holds exactly one model.")] = None,
+        description="Model to score with; may be omitted when `LOGREG_INVOCATIONS_MODEL` is set (that model) or "
+        "the registry holds exactly one model.")] = None,
     version: Annotated[str | None, Query(max_length=64, description="Version number or alias (default: "
                                          "`production`, else the latest).")] = None,
     threshold: Annotated[float | None, Query(ge=0, le=1, description="Binary models, labels only: positive when "
@@ -160,13 +182,7 @@ async def invocations(
     if threshold is not None and output != "predict":
         raise InvalidInputError("`threshold` applies to labels (`output=predict`)", {"field": "threshold"})
     if model is None:
-        models = await run_in_threadpool(registry.list_models)
-        if len(models) != 1:
-            raise InvalidInputError(
-                f"name the model: `/invocations?model=NAME` (the registry holds {len(models)} models)",
-                {"field": "model"},
-            )
-        model = str(models[0]["name"])
+        model, version = await _bare_invocations_model(registry, settings, version)
     obj = None if is_csv(request) else await read_json_object(request)
     fields, route = log_fields(request.scope), route_path(request.scope)
     loaded = await scorer.load(fields, model, version)

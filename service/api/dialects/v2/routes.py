@@ -3,29 +3,28 @@ latest version) and ``/models/{name}/versions/{version}/...`` through one handle
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from .... import __version__
-from ....errors import IntegrityError, InvalidInputError, RegistryUnavailableError
-from ....services.scoring import Scorer, model_columns, predict, predict_proba
+from ....errors import IntegrityError, RegistryUnavailableError
+from ....services.scoring import Scorer
 from ...deps import RegistryDep, ScorerDep, log_fields, route_path
-from ...errors import v2_error, v2_error_response
-from ...payloads import DOCUMENTED_BODIES, json_response, read_json_object
+from ...errors import V2_PREFIX, v2_error
+from ...payloads import DOCUMENTED_BODIES, json_response
 from ...schemas import NamePath, VersionPath
 from ...security import ReadAccess
+from .binary import EXTENSION, HEADER
+from .inference import check_model_fields, infer_answer, read_infer_request, request_rows, score
 from .schemas import (
     MATRIX_INPUT,
-    OUTPUTS,
     PLATFORM,
     V2_ERRORS,
     V2_TAG,
-    Parameters,
     V2InferenceRequest,
     V2InferenceResponse,
     V2Live,
@@ -34,28 +33,9 @@ from .schemas import (
     V2Ready,
     V2ServerMetadata,
 )
-from .tensors import input_matrix, label_datatype, mixed_input_matrix, parse_infer_request
+from .tensors import label_datatype
 
-
-class V2Route(APIRoute):
-    """A route whose errors answer ``{"error": "..."}`` (the V2 protocol's shape), not the service's envelope."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def v2_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                answer = v2_error_response(exc)
-                if answer is None:
-                    raise
-                return answer
-
-        return v2_handler
-
-
-router = APIRouter(prefix="/v2", tags=[V2_TAG], route_class=V2Route)
+router = APIRouter(prefix=V2_PREFIX, tags=[V2_TAG])
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -89,7 +69,7 @@ def model_route(
             response_model=V2ServerMetadata, responses={k: V2_ERRORS[k] for k in (401, 403)},
             dependencies=ReadAccess)
 async def v2_server_metadata() -> Response:
-    return json_response({"name": PLATFORM, "version": __version__, "extensions": []})
+    return json_response({"name": PLATFORM, "version": __version__, "extensions": [EXTENSION]})
 
 
 @router.get("/health/live", summary="Server live (V2)", description="200 while the process answers.",
@@ -155,15 +135,6 @@ async def model_metadata(request: Request, name: str, version: str | None, regis
     })
 
 
-def _threshold_parameter(parameters: Parameters | None) -> float | None:
-    value = (parameters or {}).get("threshold")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInputError(f"parameter `threshold` must be a number from 0 to 1, not {value!r}")
-    return float(value)
-
-
 DOCUMENTED_BODIES.add(V2InferenceRequest)
 
 
@@ -177,44 +148,26 @@ DOCUMENTED_BODIES.add(V2InferenceRequest)
     "by feature name with shape `[rows]` or `[rows, 1]`. `outputs` (default both): `predict`, the labels (at the "
     "`threshold` request parameter, else the version's stored threshold, else 0.5; multiclass: the most "
     "probable class), and `predict_proba`, `[rows, classes]` in the order of the metadata's `classes`. "
-    "Output data is flat, row-major. Without a version: the `production` alias if set, else the latest.",
+    "Output data is flat, row-major. Without a version: the `production` alias if set, else the latest. "
+    "Binary tensor data extension: inputs with the `binary_data_size` parameter take their bytes from after the "
+    "JSON object, whose length the `Inference-Header-Content-Length` header gives; outputs come back so when "
+    "their `binary_data` parameter (or the request's `binary_data_output`) is true. `model_name` and "
+    "`model_version`, when given, must match the path; other unknown top-level fields are ignored.",
 )
 async def infer(request: Request, name: str, version: str | None, registry: RegistryDep, scorer: Scorer) -> Response:
-    body, data = parse_infer_request(await read_json_object(request))
-    wanted = [o.name for o in body.outputs] if body.outputs else list(OUTPUTS)
-    if len(set(wanted)) != len(wanted):
-        raise InvalidInputError(f"`outputs` names an output twice: {wanted}")
-    threshold = _threshold_parameter(body.parameters)
-    if threshold is not None and "predict" not in wanted:
-        raise InvalidInputError("parameter `threshold` applies to the `predict` output, which was not requested")
+    asked = await read_infer_request(await request.body(), request.headers.get(HEADER), scorer.max_predict_rows)
     fields = log_fields(request.scope)
     loaded = await scorer.load(fields, name, version)
-    kinds = model_columns(loaded)
-    if kinds is None:
-        X = input_matrix(body.inputs, data, loaded.metadata.feature_names, scorer.max_predict_rows)
-    else:
-        X = mixed_input_matrix(body.inputs, data, kinds, scorer.max_predict_rows)
-    n, classes = X.shape[0], loaded.model.classes_
-    outputs: dict[str, dict[str, Any]] = {}
-    parameters: Parameters | None = None
-    if "predict_proba" in wanted:
-        proba = predict_proba(loaded, X)
-        index = proba.argmax(axis=1)
-        outputs["predict_proba"] = {"name": "predict_proba", "shape": [n, proba.shape[1]], "datatype": "FP64",
-                                    "data": proba.ravel()}
-    if "predict" in wanted:
-        labels, used, index = predict(loaded, X, threshold)
-        outputs["predict"] = {"name": "predict", "shape": [n], "datatype": label_datatype(classes.tolist()),
-                              "data": labels}
-        if used is not None:
-            parameters = {"threshold": used}
+    await check_model_fields(asked.body, name, version, loaded, registry)
+    X = request_rows(asked, loaded, scorer.max_predict_rows)
+    outputs, parameters, index = score(asked, loaded, X)
     scorer.observe(fields, route_path(request.scope), loaded, X, index)
     response: dict[str, Any] = {
         "model_name": loaded.name,
         "model_version": str(loaded.version),
-        "id": body.id if body.id is not None else fields.get("request_id", ""),
+        "id": asked.body.id if asked.body.id is not None else fields.get("request_id", ""),
     }
     if parameters is not None:
         response["parameters"] = parameters
-    response["outputs"] = [outputs[o] for o in wanted]
-    return json_response(response)
+    response["outputs"] = outputs
+    return infer_answer(response, asked.binary)

@@ -19,7 +19,7 @@ OUTPUTS = ("predict", "predict_proba")
 #: Request datatypes: numbers for every model; BOOL and BYTES (text) for the columns of mixed-type models.
 Datatype = Literal["FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8",
                    "BOOL", "BYTES"]
-Parameters = dict[str, str | float | bool]
+Parameters = dict[str, str | int | float | bool]
 
 
 class V2Error(BaseModel):
@@ -72,22 +72,31 @@ class V2RequestInput(BaseModel):
     name: str = Field(description=f"`{MATRIX_INPUT}` (any name) for a `[rows, features]` tensor, or a feature name.")
     shape: list[Annotated[int, Field(ge=0)]] = Field(description="`[rows, features]`; per feature `[rows]`.")
     datatype: Datatype
-    parameters: Parameters | None = None
-    data: list[Any] = Field(description="Numbers, nested as `shape` says or flat in row-major order.")
+    parameters: Parameters | None = Field(
+        None, description="`binary_data_size`: the input's bytes after the JSON object (binary tensor data "
+        "extension), instead of `data`; other parameters are ignored.",
+    )
+    data: list[Any] | None = Field(
+        None, description="Numbers (text for BYTES, true/false for BOOL), nested as `shape` says or flat in "
+        "row-major order; omitted when the parameter `binary_data_size` says the data follows the JSON.",
+    )
 
 
 class V2RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Literal["predict", "predict_proba"]
-    parameters: Parameters | None = None
+    parameters: Parameters | None = Field(
+        None, description="`binary_data`: answer this output as binary tensor data after the JSON object.",
+    )
 
 
 class V2InferenceRequest(BaseModel):
-    """An inference request of the V2 protocol."""
+    """An inference request of the V2 protocol. Fields other than these are ignored, as the protocol allows;
+    an input with a field other than its own is refused."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="ignore",
         json_schema_extra={"examples": [
             {"inputs": [{"name": MATRIX_INPUT, "shape": [2, 2], "datatype": "FP64", "data": [[1.0, 2.0], [3.0, 0.5]]}]},
             {"id": "42", "inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1.0, 3.0]},
@@ -97,9 +106,14 @@ class V2InferenceRequest(BaseModel):
     )
 
     id: str | None = Field(None, description="Echoed in the response.")
+    model_name: str | None = Field(None, description="When given, the model of the path (400 otherwise).")
+    model_version: str | None = Field(
+        None, description="When given, the version the path serves: the path's version or alias, or the version "
+        "number it resolves to (400 otherwise).",
+    )
     parameters: Parameters | None = Field(
-        None, description="Extension: `threshold` (0..1) for the `predict` output of a binary model; other "
-        "parameters are ignored.",
+        None, description="Extension: `threshold` (0..1) for the `predict` output of a binary model; "
+        "`binary_data_output`: answer every output as binary tensor data; other parameters are ignored.",
     )
     inputs: list[V2RequestInput] = Field(min_length=1)
     outputs: list[V2RequestOutput] | None = Field(None, description="Default: `predict` and `predict_proba`.")
@@ -109,8 +123,8 @@ class V2ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: Parameters | None = None
-    data: list[Label | float] = Field(description="Flat, row-major.")
+    parameters: Parameters | None = Field(None, description="`binary_data_size` when the data is binary.")
+    data: list[Label | float] | None = Field(None, description="Flat, row-major; omitted when binary.")
 
 
 class V2InferenceResponse(BaseModel):
@@ -129,7 +143,8 @@ V2_ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The API key is not valid"),
         (404, "Unknown model, version or alias"),
         (409, "A stored version failed its integrity check"),
-        (413, "Batch over the configured limits"),
+        (413, "Body or batch over the configured limits"),
+        (415, "A `Content-Encoding` other than gzip or deflate"),
         (503, "The registry directory cannot be read"),
     )
 }

@@ -7,11 +7,13 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from ....data.columns import Columns
 from ....data.matrix import check_row_limit, order_columns, refuse_booleans
 from ....errors import InvalidInputError
+from .binary import HEADER, binary_size, decode_tensor
 from .schemas import V2InferenceRequest, V2RequestInput
 
 #: Request datatypes taken as numbers, and the range of the integer ones.
@@ -37,12 +39,15 @@ def tensor(spec: V2RequestInput, data: Any, max_rows: int) -> NDArray[np.float64
     if not shape:
         raise InvalidInputError(f"{where} has an empty shape: send `[rows, features]` or, per feature, `[rows]`")
     check_row_limit(shape[0], max_rows, name)
-    if not isinstance(data, list):
+    if isinstance(data, np.ndarray):  # binary tensor data, decoded already
+        arr = data
+    elif not isinstance(data, list):
         raise InvalidInputError(f"{where}: `data` must be a list of numbers (nested or flat)")
-    try:
-        arr = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        arr = None
+    else:
+        try:
+            arr = np.array(data)
+        except (ValueError, TypeError, OverflowError):
+            arr = None
     if arr is None or arr.dtype.kind not in "iuf" or (arr.size == 0 and arr.ndim > 1):
         raise InvalidInputError(
             f"{where}: `data` must hold numbers only ({spec.datatype}), nested as `shape` says or flat"
@@ -54,7 +59,7 @@ def tensor(spec: V2RequestInput, data: Any, max_rows: int) -> NDArray[np.float64
         )
     if arr.ndim > 1 and list(arr.shape) != shape:
         raise InvalidInputError(f"{where}: the nested data has shape {list(arr.shape)}, not {shape}")
-    if arr.ndim <= 2:  # the shapes this protocol's inputs take; true and false are not numbers here either
+    if arr.ndim <= 2 and isinstance(data, list):  # the shapes inputs take; true and false are not numbers here
         refuse_booleans(data if arr.ndim == 2 else [data], arr if arr.ndim == 2 else arr.reshape(1, -1), where)
     if spec.datatype in INT_TYPES:
         low, high = INT_TYPES[spec.datatype]
@@ -114,6 +119,8 @@ def _flat(spec: V2RequestInput, data: Any, max_rows: int) -> list[Any]:
     if not spec.shape:
         raise InvalidInputError(f"{where} has an empty shape: send `[rows, features]` or, per feature, `[rows]`")
     check_row_limit(spec.shape[0], max_rows, spec.name)
+    if isinstance(data, np.ndarray):  # binary tensor data, decoded already
+        data = data.ravel().tolist()
     if not isinstance(data, list):
         raise InvalidInputError(f"{where}: `data` must be a list (nested or flat)")
     flat: list[Any] = []
@@ -151,6 +158,23 @@ def _cell(kind: str, value: Any, where: str) -> Any:
         raise InvalidInputError(f"{where}: {value!r} is not a number") from None
 
 
+#: MLServer's content type of a column of JSON text, one element per cell: its pandas codec sends a column of
+#: mixed Python values (text with missing cells, booleans with missing cells) so.
+PD_JSON = "pd_json"
+
+
+def _json_cells(name: str, cells: list[Any]) -> list[Any]:
+    """The cells of a ``pd_json`` input: each element JSON text, read as its value (null: a missing cell)."""
+    out = []
+    for i, cell in enumerate(cells):
+        try:
+            out.append(orjson.loads(cell) if isinstance(cell, str) else cell)
+        except orjson.JSONDecodeError:
+            raise InvalidInputError(f"input {name!r} (content type {PD_JSON}): element {i}, {cell!r}, is not "
+                                    "JSON") from None
+    return out
+
+
 def mixed_input_matrix(
     inputs: list[V2RequestInput], data: list[Any], kinds: Columns, max_rows: int
 ) -> NDArray[np.float64]:
@@ -179,7 +203,10 @@ def mixed_input_matrix(
                 raise InvalidInputError(f"input {spec.name!r} has shape {spec.shape}: with one input per feature, "
                                         "each has shape [rows] or [rows, 1]")
             kind = kinds.kind(spec.name) if spec.name in names else "categorical"
-            by_name[spec.name] = [_cell(kind, v, f"input {spec.name!r}") for v in _flat(spec, values, max_rows)]
+            cells = _flat(spec, values, max_rows)
+            if (spec.parameters or {}).get("content_type") == PD_JSON:
+                cells = _json_cells(spec.name, cells)
+            by_name[spec.name] = [_cell(kind, v, f"input {spec.name!r}") for v in cells]
         order_columns(np.empty((0, len(by_name))), list(by_name), names, "the inputs")
         lengths = sorted({len(c) for c in by_name.values()})
         if len(lengths) > 1:
@@ -190,19 +217,45 @@ def mixed_input_matrix(
     return kinds.json_matrix(columns, "the inputs")
 
 
-def parse_infer_request(obj: dict[str, Any]) -> tuple[V2InferenceRequest, list[Any]]:
-    """The request's light fields validated; the inputs' ``data`` kept aside as sent (not validated item by item)."""
+def parse_infer_request(obj: dict[str, Any], binary: bytes | None, max_rows: int
+                        ) -> tuple[V2InferenceRequest, list[Any]]:
+    """The request's light fields validated, and each input's data: as sent in the JSON (not validated item by
+    item), or decoded from ``binary``, the binary tensor data after the JSON object (None: there is none)."""
     raw_inputs = obj.get("inputs")
     data: list[Any] = []
+    sizes: list[int | None] = []
     if isinstance(raw_inputs, list):
         light = []
         for i, item in enumerate(raw_inputs):
             if not isinstance(item, dict):
                 raise InvalidInputError(f"inputs.{i}: each input must be an object")
-            if "data" not in item:
-                raise InvalidInputError(f"inputs.{i}: `data` is required")
-            data.append(item["data"])
-            light.append({**item, "data": []})
+            size = binary_size(f"inputs.{i}", item.get("parameters"))
+            if size is not None and "data" in item:
+                raise InvalidInputError(f"inputs.{i}: send `data` or the parameter `binary_data_size`, not both")
+            if size is None and "data" not in item:
+                raise InvalidInputError(f"inputs.{i}: `data` is required (or, with binary tensor data, the "
+                                        "parameter `binary_data_size`)")
+            if size is not None and binary is None:
+                raise InvalidInputError(f"inputs.{i}: the parameter `binary_data_size` needs the {HEADER} header "
+                                        "(the length of the JSON object the binary data follows)")
+            data.append(item.get("data"))
+            sizes.append(size)
+            light.append({k: v for k, v in item.items() if k != "data"})
         obj = {**obj, "inputs": light}
     request = V2InferenceRequest.model_validate(obj)
+    for spec in request.inputs:
+        if spec.parameters and "shared_memory_region" in spec.parameters:
+            raise InvalidInputError(f"input {spec.name!r}: the shared-memory extension is not supported; send the "
+                                    "data in the body")
+    if binary is not None:
+        expected = sum(s for s in sizes if s is not None)
+        if expected != len(binary):
+            raise InvalidInputError(f"the body has {len(binary)} bytes of binary tensor data after the JSON object, "
+                                    f"but the inputs' `binary_data_size` add up to {expected}",
+                                    {"binary_bytes": len(binary), "binary_data_size": expected})
+        offset = 0
+        for i, (spec, size) in enumerate(zip(request.inputs, sizes, strict=True)):
+            if size is not None:
+                data[i] = decode_tensor(spec.name, spec.datatype, spec.shape, binary[offset : offset + size], max_rows)
+                offset += size
     return request, data
