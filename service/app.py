@@ -23,6 +23,7 @@ from .api.middleware.body_limit import BodySizeLimit
 from .api.middleware.compression import ResponseCompression
 from .api.middleware.fastpath import ScoringFastPath
 from .api.middleware.observer import RequestObserver
+from .api.middleware.request_guard import RequestGuard
 from .api.payloads import DOCUMENTED_BODIES
 from .api.routes import ROUTERS, dashboard, prediction
 from .api.security import key_digests
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_middleware(ScoringFastPath, services=services, routes=prediction.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(ResponseCompression, minimum_size=settings.compress_min_bytes)
+    app.add_middleware(RequestGuard, allowed_hosts=settings.host_names(), allowed_origins=settings.origin_list())
     app.add_middleware(RequestObserver, monitoring=monitoring)
     install_error_handlers(app)
     for router in ROUTERS:

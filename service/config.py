@@ -22,6 +22,12 @@ class Settings(BaseSettings):
 
     model_store: Path = Field(Path("model_store"), description="Directory of the model registry.")
     host: str = Field("127.0.0.1", description="Interface `logreg serve` binds to.")
+    allowed_hosts: str | None = Field(
+        None, description="Comma-separated names the `Host` header may carry (`*`: any); default: the localhost "
+        "names when bound to a loopback interface, any otherwise.")
+    allowed_origins: str | None = Field(
+        None, description="Comma-separated origins (`https://app.example.com`) whose pages may send state-changing "
+        "requests; other sites' are refused (403).")
     port: int = Field(8000, ge=1, le=65535, description="Port `logreg serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `logreg serve`.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
@@ -105,6 +111,19 @@ class Settings(BaseSettings):
         "`name@alias` or `name/version`; unset, it is the registry's only model.",
     )
     demo: bool = Field(False, description="Train the `breast-cancer` demo model at start-up if the registry is empty.")
+
+    def host_names(self) -> list[str] | None:
+        """The names ``Host`` may carry, or None for any (see ``allowed_hosts``)."""
+        if self.allowed_hosts is not None:
+            names = [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+            return None if "*" in names else names
+        if self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127."):
+            return ["localhost", "127.0.0.1", "::1", self.host]
+        return None
+
+    def origin_list(self) -> list[str]:
+        """The origins of ``allowed_origins``."""
+        return [o.strip() for o in (self.allowed_origins or "").split(",") if o.strip()]
 
     def scratch_path(self) -> Path:
         """The scratch directory of out-of-core training."""

@@ -15,6 +15,10 @@ TOY_TRAIN: dict[str, Any] = {
     "validation_fraction": 0,
 }
 
+#: The URL in-process clients use: the service answers only to localhost names when bound to loopback (its
+#: default), as a browser's DNS-rebinding guard, so the TestClient's default ``testserver`` would be refused.
+LOCAL_URL = "http://localhost"
+
 #: Prometheus samples by (name, labels).
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

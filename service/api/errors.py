@@ -168,8 +168,8 @@ def service_error_response(exc: Exception) -> Response | None:
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 400:  # a body FastAPI could not decode: the same answer our own parsing gives
             return error_response(422, "invalid_input", f"the body cannot be parsed: {exc.detail}")
-        kind = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded",
-                415: "unsupported_media_type"}.get(exc.status_code, "http_error")
+        kind = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded",
+                415: "unsupported_media_type", 421: "misdirected_request"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, kind, str(exc.detail), headers=getattr(exc, "headers", None))
     return None
 

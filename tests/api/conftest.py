@@ -35,7 +35,7 @@ from service.config import Settings
 from service.observability.logging import JsonFormatter
 from service.store.registry import LoadedModel, ModelRegistry
 
-from ..support import TOY_FEATURES, TOY_LABELS, TOY_NAMES, TOY_TRAIN
+from ..support import LOCAL_URL, TOY_FEATURES, TOY_LABELS, TOY_NAMES, TOY_TRAIN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BREAST_CANCER_CSV = REPO_ROOT / "examples" / "breast_cancer.csv"
@@ -121,7 +121,7 @@ def asgi_post(app: Any, path: str, body: bytes, *, chunk: int = 512, content_len
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = [(b"host", b"test"), (b"content-type", content_type)]
+    headers = [(b"host", b"localhost"), (b"content-type", content_type)]
     if content_length:
         headers.append((b"content-length", str(len(body)).encode()))
     scope = {
@@ -214,7 +214,7 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
         def make(**settings: Any) -> TestClient:
             settings.setdefault("model_store", tmp_path / "store")
             app = create_app(Settings(**settings))
-            return stack.enter_context(TestClient(app, raise_server_exceptions=False))
+            return stack.enter_context(TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL))
 
         yield make
 
@@ -247,7 +247,7 @@ def logged() -> Iterator[Callable[..., tuple[TestClient, LogRecords]]]:
         app = create_app(Settings(**settings))
         handler = LogRecords()
         logging.getLogger("service").addHandler(handler)
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL)
         client.__enter__()
         opened.append((client, handler))
         return client, handler
@@ -262,7 +262,8 @@ def logged() -> Iterator[Callable[..., tuple[TestClient, LogRecords]]]:
 def served(tmp_path_factory: pytest.TempPathFactory, toy: Dataset, breast_cancer: Dataset,
            iris: Dataset, breast_cancer_csv: bytes) -> Iterator[Served]:
     store = tmp_path_factory.mktemp("served") / "store"
-    with TestClient(create_app(Settings(model_store=store)), raise_server_exceptions=False) as client:
+    app = create_app(Settings(model_store=store))
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         s = Served(client=client, store=store, data={"toy": toy, "bc": breast_cancer, "iris": iris})
         s.reports["toy"] = train_json(client, "toy", toy, validation_fraction=0)
         s.reports["bc"] = train_csv(client, "bc", breast_cancer_csv, "diagnosis")

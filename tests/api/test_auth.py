@@ -24,7 +24,7 @@ from service.config import Settings
 from service.observability.logging import JsonFormatter
 from service.store.jobs import JobStore
 
-from ..support import TOY_TRAIN
+from ..support import LOCAL_URL, TOY_TRAIN
 
 KEYS = ("alpha-key-0123-4567", "beta-key-4567-89ab", "gamma-key-89ab-cdef")
 SMALL_CSV = b"a,b,y\n0,1,0\n1,0.5,0\n2,2.5,1\n3,3,1\n0.5,0.2,0\n2.5,2,1\n"
@@ -266,7 +266,7 @@ def service_log() -> Iterator[Callable[..., tuple[TestClient, Records]]]:
         handler = Records()
         logging.getLogger("service").addHandler(handler)
         handlers.append(handler)
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL)
         client.__enter__()
         clients.append(client)
         return client, handler

@@ -15,7 +15,7 @@ from service.api.middleware.fastpath import ScoringFastPath
 from service.api.routes import prediction
 from service.services.scoring import Scorer
 
-from ..support import sample_total, scrape
+from ..support import LOCAL_URL, sample_total, scrape
 from .conftest import asgi_post
 
 JSON = {"content-type": "application/json"}
@@ -46,7 +46,7 @@ def fast_path_over(client: TestClient) -> tuple[TestClient, Routes]:
     """A client of the fast path alone, on ``client``'s app state, with a recorder in place of the routes."""
     routes = Routes()
     middleware = ScoringFastPath(routes, services=client.app.state.services, routes=prediction.router.routes)  # type: ignore[attr-defined]
-    return TestClient(middleware, raise_server_exceptions=True), routes
+    return TestClient(middleware, raise_server_exceptions=True, base_url=LOCAL_URL), routes
 
 
 def plain_requests(served: Any) -> list[tuple[str, str, dict[str, Any]]]:

@@ -11,6 +11,7 @@ import pytest
 from service.app import create_app
 from service.config import Settings
 
+from ..support import LOCAL_URL
 from .conftest import asgi_post
 
 JSON = {"content-type": "application/json"}
@@ -203,7 +204,7 @@ def openapi(tmp_path_factory) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     store = tmp_path_factory.mktemp("openapi") / "store"
-    with TestClient(create_app(Settings(model_store=store))) as client:
+    with TestClient(create_app(Settings(model_store=store)), base_url=LOCAL_URL) as client:
         resp = client.get("/openapi.json")
         assert resp.status_code == 200
         assert client.get("/docs").status_code == 200

@@ -34,6 +34,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.store.registry import ModelRegistry
+from tests.support import LOCAL_URL
 
 JSON = {"content-type": "application/json"}
 SCORING_ROUTES = ["/predict_proba", "/predict", "/metrics"]
@@ -166,7 +167,8 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     store = tmp_path_factory.mktemp("hostile") / "store"
-    with TestClient(create_app(Settings(model_store=store)), raise_server_exceptions=False) as client:
+    app = create_app(Settings(model_store=store))
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         for body in (train_body(), train_body(), train_body("multi", MULTI_X, MULTI_Y)):
             assert client.post("/train", json=body).status_code == 201
         listing = client.get("/models").json()

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from service.domain import EncodingParams
 from tests.mixed import CATEGORICAL, frame, make_table, records, sklearn_pipeline, to_csv
+from tests.support import LOCAL_URL
 
 PARAMS = {"C": 1.0, "tol": 1e-12, "solver": "newton"}
 
@@ -25,7 +26,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     test, _ = make_table(60, seed=12)
     test["c2"][:3] = ["unseen"] * 3
     store = tmp_path_factory.mktemp("mixed") / "store"
-    with TestClient(create_app(Settings(model_store=store)), raise_server_exceptions=False) as client:
+    app = create_app(Settings(model_store=store))
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         resp = client.post("/train", json={"model": "mixed", "records": records(table), "labels": y.tolist(),
                                            "validation_fraction": 0, "params": PARAMS,
                                            "encoding": {"min_frequency": 10}})

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
+from tests.support import LOCAL_URL
 
 
 def _populate(client, trainer, toy):
@@ -34,7 +35,8 @@ def two_versions(make_client, trainer, toy):
 def frozen(tmp_path_factory, trainer, toy):
     """The same registry shared by the tests that only provoke errors (and so change nothing)."""
     store = tmp_path_factory.mktemp("frozen") / "store"
-    with TestClient(create_app(Settings(model_store=store)), raise_server_exceptions=False) as client:
+    app = create_app(Settings(model_store=store))
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         yield _populate(client, trainer, toy)
 
 

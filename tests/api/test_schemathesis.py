@@ -59,6 +59,7 @@ from schemathesis.specs.openapi.checks import (
 from service.app import create_app
 from service.config import Settings
 from service.store.registry import ModelRegistry
+from tests.support import LOCAL_URL
 
 MAX_EXAMPLES = 25
 MAX_DOCUMENTED_EXAMPLES = 10
@@ -119,7 +120,7 @@ def app_schema(store: Path) -> Iterator[schemathesis.BaseSchema]:
     # Small limits keep any training a generated body asks for short; they do not change the schema.
     app = create_app(Settings(model_store=store, max_iter_limit=300, train_timeout_seconds=10.0,
                               max_predict_rows=1000, max_train_bytes=400_000))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL_URL) as client:
         for name, X, y, held_out in (("demo", DEMO_FEATURES, DEMO_LABELS, 0.25),
                                      ("multi", MULTI_FEATURES, MULTI_LABELS, 0.34),
                                      *[(SCRATCH, DEMO_FEATURES, DEMO_LABELS, 0.0)] * 3):

@@ -265,7 +265,7 @@ def test_the_python_client(served):
     from service.client import LogregAPIError, LogregClient
 
     data = served.data["bc"]
-    with LogregClient("http://testserver", transport=_InProcess(served.client)) as client:
+    with LogregClient("http://localhost", transport=_InProcess(served.client)) as client:
         out = client.optimize_threshold("bc", 1, "min_recall", target=0.9)
         assert out["threshold"] == optimize(served.client, {"objective": "min_recall", "target": 0.9})["threshold"]
         posted = client.optimize_threshold("bc", 1, "cost", cost={"fp": 1, "fn": 4}, labels=data.y,

@@ -20,7 +20,7 @@ from service.app import create_app
 from service.config import Settings
 from tests.mixed import make_table, records
 
-from ..support import TOY_TRAIN
+from ..support import LOCAL_URL, TOY_TRAIN
 from .test_protocols import outputs, tensor, v2_error
 
 HEADER = "Inference-Header-Content-Length"
@@ -113,7 +113,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
     table, y = make_table(600, seed=3)
     test, _ = make_table(40, seed=4)
     store = tmp_path_factory.mktemp("mixed-binary") / "store"
-    with TestClient(create_app(Settings(model_store=store)), raise_server_exceptions=False) as client:
+    app = create_app(Settings(model_store=store))
+    with TestClient(app, raise_server_exceptions=False, base_url=LOCAL_URL) as client:
         resp = client.post("/train", json={"model": "mixed", "records": records(table), "labels": y.tolist(),
                                            "validation_fraction": 0})
         assert resp.status_code == 201, resp.text

@@ -16,6 +16,7 @@ from service.app import create_app
 from service.config import Settings
 from service.services.scoring import predict, predict_proba
 from service.store.registry import ModelRegistry
+from tests.support import LOCAL_URL
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "store_v1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())
@@ -59,7 +60,7 @@ def test_each_version_loads_and_predicts_exactly_as_before(store: Path, name: st
 
 
 def test_the_api_serves_the_old_store(store: Path) -> None:
-    with TestClient(create_app(Settings(model_store=store, json_logs=False))) as client:
+    with TestClient(create_app(Settings(model_store=store, json_logs=False)), base_url=LOCAL_URL) as client:
         for name, version in VERSIONS:
             expected = EXPECTED["models"][name]["versions"][version]
             body = {"model": name, "version": int(version), "features": expected["inputs"]}
