@@ -31,6 +31,7 @@ from .config import Settings, get_settings
 from .domain import parse_model_reference
 from .engine import ConvergenceWarning
 from .errors import InvalidInputError, RegistryUnavailableError
+from .observability.lifecycle import watch_parent
 from .observability.logging import configure_logging
 from .observability.prometheus import Monitoring, multiprocess_dir
 from .services.drift_tracker import DriftTracker
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Convergence warnings reach clients in the training response; keep them out of the server log.
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        watchdog = watch_parent()
         if not keys:
             log.warning("no API keys configured (LOGREG_API_KEYS): every route is open to anyone who can reach it")
         elif not services.protect_reads:
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         except RegistryUnavailableError as exc:
             log.warning("registry not ready at start-up: %s", exc.message)
         yield
+        if watchdog is not None:
+            watchdog.set()
         if multiprocess_dir() is not None:
             multiprocess.mark_process_dead(os.getpid())
 

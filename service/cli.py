@@ -21,6 +21,7 @@ from .data.sources import open_files
 from .data.tables import read_labelled_csv, read_table
 from .domain import EncodingParams, TrainParams
 from .errors import LogregError
+from .observability.lifecycle import PARENT_ENV
 from .observability.logging import uvicorn_log_config
 from .services.scoring import model_columns, predict, predict_proba
 from .services.training import TrainingProgress, read_training_table, train_and_store
@@ -74,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ[f"LOGREG_{env}"] = str(value)
     settings = Settings()
     settings.keys()  # a key file that cannot be read, or a short key: refused before any worker starts
+    if settings.workers > 1:  # each worker watches this process and stops if it dies (observability.lifecycle)
+        os.environ[PARENT_ENV] = str(os.getpid())
     # One worker keeps its metrics in memory, where the series of versions it stops tracking can be
     # dropped; several workers need the shared multi-process directory.
     prometheus_dir = _prepare_prometheus_dir(settings) if settings.workers > 1 else None
@@ -102,6 +105,7 @@ def _prepare_prometheus_dir(settings: Settings) -> Path:
     prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, so it must be set
     here, in the parent process, and inherited by every worker.
     """
+    _remove_stale_prometheus_dirs()
     path = settings.prometheus_dir or Path(tempfile.gettempdir()) / f"logreg-prometheus-{os.getpid()}"
     if path.exists():
         for item in path.glob("*.db"):
@@ -109,6 +113,26 @@ def _prepare_prometheus_dir(settings: Settings) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return path
+
+
+def _remove_stale_prometheus_dirs() -> None:
+    """Remove the temporary Prometheus directories of earlier `logreg serve` runs whose process is gone (a
+    ``kill -9`` leaves them behind)."""
+    for path in Path(tempfile.gettempdir()).glob("logreg-prometheus-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class TerminalProgress(TrainingProgress):
