@@ -67,6 +67,8 @@ def ensure_demo(registry: ModelRegistry, csv_path: Path = DEMO_CSV) -> dict[str,
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .api.protocol import HeaderTimeoutProtocol
+
     # Flags override the environment; workers are separate processes, so pass settings through it.
     for flag, env in (("host", "HOST"), ("port", "PORT"), ("workers", "WORKERS"), ("store", "MODEL_STORE"),
                       ("log_level", "LOG_LEVEL")):
@@ -91,6 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=settings.workers,
             log_level=settings.log_level,
             log_config=uvicorn_log_config(settings.log_level, settings.json_logs),
+            http=HeaderTimeoutProtocol,
             access_log=False,  # the service logs each request itself, as one JSON line
         )
     finally:

@@ -56,6 +56,17 @@ class Settings(BaseSettings):
         None, description="Endpoint of an S3-compatible store (MinIO, ...) for `s3://` URIs; unset: AWS. "
         "Credentials and region come from the standard AWS variables and files.",
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a request's headers may take to arrive (from the connection's opening or the "
+        "previous answer); the connection is closed beyond it.")
+    body_idle_seconds: float = Field(
+        15.0, gt=0, description="Longest pause while a request body streams in; 408 beyond it.")
+    max_open_bodies: int = Field(
+        64, ge=1, description="Request bodies one worker reads at once (uploads spooled to disk aside); 503 with "
+        "Retry-After beyond, so stalled senders cannot hold the worker's connections.")
+    max_body_bytes_in_flight: int = Field(
+        200 * 1024 * 1024, ge=1024, description="Bytes of the request bodies one worker is reading at once "
+        "(uploads aside); the body that passes it gets 503 with Retry-After.")
     max_predict_rows: int = Field(100_000, ge=1, description="Most rows in one predict or metrics request (413).")
     max_train_bytes: int = Field(
         default_factory=lambda: _memory_bytes() * 4, ge=1,

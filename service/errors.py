@@ -10,6 +10,8 @@
     ├── LimitExceededError           over a configured limit: rows, body size, bytes of a training set
     ├── RegistryUnavailableError     the registry directory cannot be read or written
     ├── BusyError                    too many trainings at once; retry after ``retry_after`` seconds
+    │   └── OverloadedError          too many request bodies being read at once; retry after ``retry_after``
+    ├── RequestTimeoutError          a request body stopped arriving (a sender that stalls)
     ├── TimeLimitError               a training went over its wall-clock limit; nothing was stored
     ├── JobCancelledError            a background training was cancelled; nothing was stored
     ├── AuthenticationError          a protected route was called without an API key
@@ -81,6 +83,18 @@ class BusyError(LogregError):
     def __init__(self, message: str, retry_after: int = 5, details: Any = None) -> None:
         super().__init__(message, details)
         self.retry_after = retry_after
+
+
+class OverloadedError(BusyError):
+    """Too many request bodies are being read at once by this worker; retry after ``retry_after`` seconds."""
+
+    kind: ClassVar[str] = "overloaded"
+
+
+class RequestTimeoutError(LogregError):
+    """A request body paused longer than the body idle limit; the connection is closed."""
+
+    kind: ClassVar[str] = "request_timeout"
 
 
 class TimeLimitError(LogregError):

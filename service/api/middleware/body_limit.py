@@ -3,17 +3,23 @@ in, and a body over its size limit is refused (413) before it is read whole, cou
 compressed body that inflates past the limit (a gzip bomb) is refused once the limit is passed, never inflated
 in full. Multipart training uploads (spooled to disk by the route) have their own, larger limit.
 
+Against senders that stall or hold many bodies open (the uploads aside, which are spooled to disk): a body
+that pauses longer than ``LOGREG_BODY_IDLE_SECONDS`` is a 408; a worker reads at most
+``LOGREG_MAX_OPEN_BODIES`` bodies at once, holding at most ``LOGREG_MAX_BODY_BYTES_IN_FLIGHT`` bytes of them,
+and answers 503 with ``Retry-After`` beyond either. Headers have their own limit (:mod:`service.api.protocol`).
+
 Refusals answer in the error shape of the path's dialect (:func:`service.api.errors.error_answer`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ...errors import InvalidInputError, LimitExceededError, LogregError
+from ...errors import InvalidInputError, LimitExceededError, LogregError, OverloadedError, RequestTimeoutError
 from ..errors import error_answer
 
 #: The routes that take uploads (spooled to disk, never read whole); every other body keeps the body limit.
@@ -29,10 +35,17 @@ class BodySizeLimit:
     """Decode gzip/deflate request bodies; 413 when ``Content-Length`` says the body is too large, or once the
     (decoded) body streamed so far passes the limit; 415 for another content coding."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None,
+                 idle_seconds: float | None = None, max_open_bodies: int | None = None,
+                 max_bytes_in_flight: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes if max_upload_bytes is not None else max_bytes
+        self.idle_seconds = idle_seconds
+        self.max_open_bodies = max_open_bodies
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.open_bodies = 0  # bodies this worker is reading now (uploads spooled to disk aside)
+        self.bytes_in_flight = 0  # what those bodies have delivered so far
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,13 +54,17 @@ class BodySizeLimit:
         limit, setting = self.max_bytes, "LOGREG_MAX_BODY_BYTES"
         upload_route = scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS
         length = encoding = None
+        chunked = upload = False
         for key, value in scope.get("headers", ()):
             if key == b"content-length":
                 length = value
             elif key == b"content-encoding":
                 encoding = value.decode("latin-1").strip().lower()
+            elif key == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
             elif key == b"content-type" and upload_route and value[:19].lower() == b"multipart/form-data":
                 limit, setting = self.max_upload_bytes, "LOGREG_MAX_UPLOAD_BYTES"
+                upload = True
         if length is not None:
             try:
                 too_big = int(length) > limit
@@ -70,14 +87,57 @@ class BodySizeLimit:
             receive = decoder.wrap(receive)
         received = 0
         started = False
+        has_body = chunked or (length is not None and length.strip() not in (b"", b"0"))
+        counted = has_body and not upload and self.max_open_bodies is not None
+        if counted:
+            if self.open_bodies >= self.max_open_bodies:  # type: ignore[operator]
+                await _refuse(scope, receive, send, OverloadedError(
+                    f"this worker is reading {self.open_bodies} request bodies already (LOGREG_MAX_OPEN_BODIES); "
+                    "retry in a moment", retry_after=1))
+                return
+            self.open_bodies += 1
+        reading = has_body
+
+        held = 0  # this body's bytes counted in bytes_in_flight
+
+        def release() -> None:
+            nonlocal counted, held
+            if counted:
+                counted = False
+                self.open_bodies -= 1
+                self.bytes_in_flight -= held
+                held = 0
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, reading, held
+            if reading and self.idle_seconds is not None:
+                try:
+                    message = await asyncio.wait_for(receive(), self.idle_seconds)
+                except TimeoutError:
+                    raise _RefusedError(RequestTimeoutError(
+                        f"the request body stopped arriving for {self.idle_seconds:g} s "
+                        "(LOGREG_BODY_IDLE_SECONDS)")) from None
+            else:
+                message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                received += size
                 if received > limit:
                     raise _RefusedError(_too_large(limit, setting, encoding=encoding))
+                if counted and self.max_bytes_in_flight is not None:
+                    held += size
+                    self.bytes_in_flight += size
+                    if self.bytes_in_flight > self.max_bytes_in_flight:
+                        raise _RefusedError(OverloadedError(
+                            f"this worker holds {self.bytes_in_flight} bytes of request bodies being read, over "
+                            f"{self.max_bytes_in_flight} (LOGREG_MAX_BODY_BYTES_IN_FLIGHT); retry in a moment",
+                            retry_after=1))
+                if not message.get("more_body", False):
+                    reading = False
+            else:
+                reading = False
+            if not reading:
+                release()
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -91,6 +151,8 @@ class BodySizeLimit:
         except _RefusedError as exc:
             if not started:
                 await _refuse(scope, receive, send, exc.error)
+        finally:
+            release()  # the app answered without reading the whole body, or it was refused
 
 
 def _too_large(limit: int, setting: str, *, size: int | None = None, encoding: str | None = None
