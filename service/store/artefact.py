@@ -65,8 +65,10 @@ def _dtype(*args: Any) -> np.dtype[Any]:
 def _checked_dtype(dtype: Any) -> np.dtype[Any]:
     if not isinstance(dtype, np.dtype):
         raise ArtefactError(f"an array's dtype is a {type(dtype).__name__}, not a numpy dtype")
-    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in ARRAY_KINDS:
-        raise ArtefactError(f"dtype {dtype.str!r} is not allowed in an artefact (only plain numbers and text)")
+    if dtype.hasobject:
+        raise ArtefactError("it holds an array of Python objects, which a model artefact never holds")
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in ARRAY_KINDS:
+        raise ArtefactError(f"it holds an array of dtype {dtype.str!r}; a model's arrays hold numbers or text")
     return dtype
 
 
