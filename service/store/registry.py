@@ -23,7 +23,7 @@ Why it is crash- and concurrency-safe:
 What is checked before a version serves (each failure is an :class:`~service.errors.IntegrityError`, a 409):
 
 1. ``model.json``, whenever it is read (to resolve an alias or the default version, for a threshold, and
-   before any write): its checksum, with a key its signature, then its schema.
+   before any write): its schema, its checksum and, with a key, its signature.
 2. ``metadata.json``: its schema, that its name and version are its path's, then with a key its signature
    and its checksum. The manifest they cover (:mod:`.manifest`) holds the name, version, the artefact's
    sha256 and every field of the record a prediction depends on besides the artefact: ``feature_names``
