@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
             raise ValueError(f"LOGREG_INVOCATIONS_MODEL: {exc.message}") from None
     configure_logging(settings.log_level, settings.json_logs)
     registry = registry or ModelRegistry(
-        settings.model_store, cache_size=settings.cache_size, recheck_seconds=settings.registry_recheck_seconds
+        settings.model_store, cache_size=settings.cache_size, recheck_seconds=settings.registry_recheck_seconds,
+        signing_key=settings.signing_key_bytes(),
     )
     monitoring = Monitoring()
     monitoring.watch_registry(registry)

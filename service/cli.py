@@ -45,7 +45,8 @@ def _param(text: str) -> tuple[str, Any]:
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:
     settings = Settings()
-    return ModelRegistry(args.store or settings.model_store, cache_size=settings.cache_size)
+    return ModelRegistry(args.store or settings.model_store, cache_size=settings.cache_size,
+                         signing_key=settings.signing_key_bytes())
 
 
 def ensure_demo(registry: ModelRegistry, csv_path: Path = DEMO_CSV) -> dict[str, Any] | None:
@@ -79,12 +80,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings.keys()  # a key file that cannot be read, or a short key: refused before any worker starts
     if settings.workers > 1:  # each worker watches this process and stops if it dies (observability.lifecycle)
         os.environ[PARENT_ENV] = str(os.getpid())
+    signing_key = settings.signing_key_bytes()
     # One worker keeps its metrics in memory, where the series of versions it stops tracking can be
     # dropped; several workers need the shared multi-process directory.
     prometheus_dir = _prepare_prometheus_dir(settings) if settings.workers > 1 else None
     try:
         if args.demo or settings.demo:
-            ensure_demo(ModelRegistry(settings.model_store))
+            ensure_demo(ModelRegistry(settings.model_store, signing_key=signing_key))
         uvicorn.run(
             "service.app:create_app_from_env",
             factory=True,
@@ -230,6 +232,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sign(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if not registry.signed:
+        print("logreg: error: set LOGREG_SIGNING_KEY to the key the service will verify with", file=sys.stderr)
+        return 2
+    report = registry.sign_store()
+    print(json.dumps(report, indent=2))
+    for refused in report["refused"]:
+        where = f"{refused['name']!r}" + (f" version {refused['version']}" if "version" in refused else " state")
+        print(f"logreg sign: not signed: {where}: {refused['reason']}", file=sys.stderr)
+    return 1 if report["refused"] else 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     print(json.dumps(_registry(args).list_models(), indent=2))
     return 0
@@ -286,6 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--description")
     train.add_argument("--store", help="registry directory (default LOGREG_MODEL_STORE or model_store)")
     train.set_defaults(func=cmd_train)
+
+    sign = sub.add_parser(
+        "sign", help="sign every version and state file of a store with LOGREG_SIGNING_KEY",
+        description="Sign every version (its record and artefact digest) and every model's aliases and thresholds "
+        "with LOGREG_SIGNING_KEY, for a store written before the key was set or under another key. It trusts what "
+        "it finds: run it only on a store you know nobody has tampered with, since whatever is there now will be "
+        "served as signed. It refuses (and lists, exit status 1) only what is visibly inconsistent: a record that "
+        "fails its checksum or does not fit its place, an artefact that fails its sha256 or is not a model.")
+    sign.add_argument("--store", help="registry directory (default LOGREG_MODEL_STORE or model_store)")
+    sign.set_defaults(func=cmd_sign)
 
     models = sub.add_parser("models", help="list models, versions and aliases")
     models.add_argument("--store")

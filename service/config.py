@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     protect_monitoring: bool | None = Field(
         None, description="Require a key for the Prometheus scrape `/monitoring/metrics` (scrapers send it as a "
         "bearer token); default: as `protect_reads`.")
+    signing_key: SecretStr | None = Field(
+        None, description="Secret (at least 32 characters) the registry signs every version and state file with "
+        "(HMAC-SHA256); when set, only what it signed is served, and anything else is a 409. `logreg sign` signs a "
+        "store written before the key.")
     train_timeout_seconds: float = Field(
         600.0, gt=0, description="Wall-clock limit of one training run; it stops cleanly and stores nothing."
     )
@@ -163,6 +167,18 @@ class Settings(BaseSettings):
                 "print(secrets.token_urlsafe(32))'`")
         return keys
 
+    def signing_key_bytes(self) -> bytes | None:
+        """The registry's signing key, or None; a :class:`ConfigurationError` for one shorter than
+        :data:`MIN_SIGNING_KEY_LENGTH`, so a guessable key never signs anything."""
+        if self.signing_key is None:
+            return None
+        key = self.signing_key.get_secret_value().strip()
+        if len(key) < MIN_SIGNING_KEY_LENGTH:
+            raise ConfigurationError(
+                f"LOGREG_SIGNING_KEY is shorter than {MIN_SIGNING_KEY_LENGTH} characters; use a long random "
+                "secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        return key.encode()
+
     def reads_protected(self, keys: list[str]) -> bool:
         """Whether read routes need a key: ``protect_reads`` when set, else whenever there are ``keys``."""
         return bool(keys) if self.protect_reads is None else self.protect_reads and bool(keys)
@@ -176,6 +192,8 @@ class Settings(BaseSettings):
 
 #: Shortest API key accepted: shorter ones are guessable.
 MIN_API_KEY_LENGTH = 16
+#: Shortest signing key accepted (an HMAC key should hold about as many random bits as its hash).
+MIN_SIGNING_KEY_LENGTH = 32
 
 
 class ConfigurationError(Exception):

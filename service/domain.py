@@ -282,9 +282,9 @@ class ValidationSample(BaseModel):
 class VersionMetadata(BaseModel):
     """``<model>/<version>/metadata.json``: what training measured and what serving needs besides the artefact.
 
-    The registry sets the system fields (name, version, created_at, sha256, artefact) and, when it reads a
-    version, ``aliases`` and ``threshold`` from the model's state. Unknown keys are kept, so a store written
-    by a newer release still loads.
+    The registry sets the system fields (name, version, created_at, sha256, artefact, checksum, signature)
+    and, when it reads a version, ``aliases`` and ``threshold`` from the model's state. Unknown keys are kept,
+    so a store written by a newer release still loads.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -295,6 +295,10 @@ class VersionMetadata(BaseModel):
     created_at: str
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     artefact: str
+    checksum: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="sha256 of the version's manifest (service.store.manifest); absent in old stores.")
+    signature: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        None, description="HMAC-SHA256 of the manifest under LOGREG_SIGNING_KEY, when one was set.")
     # what serving needs
     classes: list[Label] = Field(min_length=2)
     feature_names: list[str]
@@ -336,7 +340,7 @@ class VersionMetadata(BaseModel):
 
 
 #: Fields of a version's record the registry writes itself; same-named keys of the caller are replaced.
-SYSTEM_FIELDS = ("name", "version", "created_at", "sha256", "artefact")
+SYSTEM_FIELDS = ("name", "version", "created_at", "sha256", "artefact", "checksum", "signature")
 #: Fields added from the model's state when a version is read; never stored in metadata.json.
 STATE_FIELDS = ("aliases", "threshold")
 

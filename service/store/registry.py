@@ -2,9 +2,11 @@
 
 Layout under ``root``::
 
-    <root>/<name>/<version>/model.joblib     the pickled model (joblib)
-    <root>/<name>/<version>/metadata.json    a VersionMetadata record (service.domain), sha256 of the artefact
-    <root>/<name>/model.json                 a RegistryState record: next_version, aliases, thresholds
+    <root>/<name>/<version>/model.joblib     the model, in joblib's format (service.store.artefact)
+    <root>/<name>/<version>/metadata.json    a VersionMetadata record (service.domain): sha256 of the artefact,
+                                             checksum (and signature) of the version's manifest
+    <root>/<name>/model.json                 a RegistryState record: next_version, aliases, thresholds,
+                                             with its own checksum (and signature)
     <root>/<name>/.lock                      flock serialising the writers of that model
 
 Why it is crash- and concurrency-safe:
@@ -17,9 +19,47 @@ Why it is crash- and concurrency-safe:
   *and* the state file is lost).
 * Temporary entries are flocked while in use, so :meth:`ModelRegistry.cleanup_temp` (called at start-up by
   every worker and replica) removes only abandoned ones.
-* Artefacts are unpickled only after their sha256 matches ``metadata.json``, the metadata is a valid
-  :class:`~service.domain.VersionMetadata` and its name and version match the path: joblib runs pickle,
-  so only files this service wrote are loaded.
+
+What is checked before a version serves (each failure is an :class:`~service.errors.IntegrityError`, a 409):
+
+1. ``model.json``, whenever it is read (to resolve an alias or the default version, for a threshold, and
+   before any write): its schema, its checksum and, with a key, its signature.
+2. ``metadata.json``: its schema, that its name and version are its path's, then with a key its signature
+   and its checksum. The manifest they cover (:mod:`.manifest`) holds the name, version, the artefact's
+   sha256 and every field of the record a prediction depends on besides the artefact: ``feature_names``
+   (which order a request's columns), ``classes``, ``encoding``, ``calibration``, ``params``.
+3. The artefact's bytes against the sha256; only then are those exact bytes unpickled, by the restricted
+   unpickler of :mod:`.artefact` (the classes a model is made of, plain numpy arrays, nothing else), and
+   the model must fit its record (type, feature count, classes, one finite prediction).
+
+What that protects, without a signing key:
+
+* Corruption and accidental edits of any covered field, artefact, alias or threshold are detected.
+* A swapped artefact cannot run code, whatever digests come with it: the unpickler refuses every global
+  but a model's classes (``os.system``, ``eval``, ``subprocess`` ... are refused before anything is
+  called) and every array of Python objects.
+* Not protected: the checksums are plain sha256, so someone who can write the store can still replace a
+  whole version (artefact, sha256 and checksum together) or a state file consistently, and it serves.
+
+With a signing key (``signing_key``, ``LOGREG_SIGNING_KEY``):
+
+* Every record and state file written also holds ``signature``, an HMAC-SHA256 of its manifest under the
+  key, verified (in constant time) before the artefact is read, and before an alias or a threshold is
+  used. So any change to an artefact, its prediction fields, the aliases or the thresholds is
+  refused unless made with the key; a version or state file without a signature is refused as unsigned
+  (``logreg sign`` signs a store that predates the key, trusting what it finds), and one signed with
+  another key as tampered. A record or state file cannot be moved to another model or version number:
+  the manifest names them.
+* Not protected, even with a key: deleting files (a deleted version is gone; without ``model.json`` a model
+  has no aliases or thresholds and its latest version serves), putting back an older signed file of the
+  same model (an earlier ``model.json`` restores earlier aliases and thresholds; a deleted version can be
+  restored), the fields of a record outside the manifest (description, tags, metrics, the training
+  statistics that drift monitoring compares with, the validation sample the threshold tools read), and
+  anyone who has the key or can change the service's code, environment or Python packages.
+
+Versions and state files written before checksums existed have neither checksum nor signature: without a
+key they are checked as before (schema, path, sha256, and the restricted unpickler); with one they are
+refused until signed. A signature present when no key is configured is not checked.
 
 No web framework is imported here; errors are the domain errors of :mod:`service.errors`.
 """
@@ -42,7 +82,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import joblib
 from pydantic import ValidationError
 
 from ..domain import (
@@ -65,6 +104,7 @@ from ..errors import (
     NotFoundError,
     RegistryUnavailableError,
 )
+from . import artefact
 from .atomic import (
     file_lock,
     fsync_dir,
@@ -75,6 +115,7 @@ from .atomic import (
     write_new_file,
 )
 from .cache import CacheEntry, LoadedModel, StatKeyed, VersionCache
+from .manifest import INTEGRITY_FIELDS, checksum, sign, signature_matches, state_manifest, version_manifest
 
 __all__ = ["ARTEFACT_FILE", "METADATA_FILE", "STATE_FILE", "LoadedModel", "ModelRegistry"]
 
@@ -105,16 +146,24 @@ class ModelRegistry:
     aliases and thresholds changed by another process are seen immediately.
     """
 
-    def __init__(self, root: Path | str, cache_size: int = 16, recheck_seconds: float = 0.0) -> None:
+    def __init__(self, root: Path | str, cache_size: int = 16, recheck_seconds: float = 0.0,
+                 signing_key: bytes | str | None = None) -> None:
         """Open (and create if possible) the registry at ``root``.
 
         ``cache_size`` bounds the in-memory LRU of loaded versions (0 disables it). ``recheck_seconds``:
         how long a resolved ``load`` may be served without looking at the disk again (0: always look), so
         the prediction hot path makes no system call; changes by other processes show within that time, and
-        this instance's own writes for every load that starts after the write returned.
+        this instance's own writes for every load that starts after the write returned. ``signing_key``
+        (``LOGREG_SIGNING_KEY``): sign what is written with it, and serve only what it signed (see the
+        module docstring).
         """
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise InvalidInputError(f"cache_size must be an int >= 0, got {cache_size!r}")
+        if isinstance(signing_key, str):
+            signing_key = signing_key.encode()
+        if signing_key is not None and not signing_key:
+            raise InvalidInputError("signing_key must not be empty (None: no key)")
+        self._key: bytes | None = signing_key
         self.root = Path(root)
         with contextlib.suppress(OSError):
             self.root.mkdir(parents=True, exist_ok=True)
@@ -127,14 +176,22 @@ class ModelRegistry:
     def cache_size(self) -> int:
         return self.cache.size
 
+    @property
+    def signed(self) -> bool:
+        """Whether this registry signs what it writes and serves only what its key signed."""
+        return self._key is not None
+
     # ------------------------------------------------------------------ writes
 
     def save(self, name: str, model: Any, metadata: Mapping[str, Any],
              check: Callable[[], None] | None = None) -> VersionMetadata:
         """Store ``model`` as the next version of ``name`` and return its stored metadata.
 
-        The system fields name/version/created_at/sha256/artefact override same-named keys of ``metadata``;
-        ``aliases`` and ``threshold`` belong to the model's state and are not stored with the version.
+        The system fields name/version/created_at/sha256/artefact/checksum/signature override same-named keys of
+        ``metadata``; ``aliases`` and ``threshold`` belong to the model's state and are not stored with the
+        version. ``model`` must be a model the registry can read back (:mod:`.artefact`: a LogisticRegression,
+        a CalibratedModel or an EncodedModel that fits the record's classes and feature names), else an
+        InvalidInputError and nothing is stored.
         Everything is written before the model's lock is taken, under the version number the next one is
         likely to get; the lock covers only choosing the number (the record is written again in the rare
         case another process took it meanwhile) and the rename that publishes the version. ``check`` is
@@ -155,15 +212,21 @@ class ModelRegistry:
             tmp, tmp_fd = make_locked_temp(model_dir, "", directory=True)
             committed = False
             try:
-                artefact = tmp / ARTEFACT_FILE
-                with open(artefact, "wb") as fh:
-                    joblib.dump(model, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                digest = hashlib.sha256(artefact.read_bytes()).hexdigest()
+                buffer = io.BytesIO()
+                artefact.dump(model, buffer)
+                data = buffer.getvalue()
+                del buffer
+                digest = hashlib.sha256(data).hexdigest()
                 fields = json.loads(user_meta)
                 guess = self._next_version(name)
                 stored = self._write_record(tmp, fields, name, guess, digest)
+                try:  # what would be served must read back through the restricted unpickler
+                    artefact.check_model(artefact.load(data), stored.classes, stored.feature_names)
+                except artefact.ArtefactError as exc:
+                    raise InvalidInputError(f"model {name!r} cannot be stored: {exc}",
+                                            details={"name": name, "type": type(model).__name__}) from None
+                write_new_file(tmp / ARTEFACT_FILE, data)
+                del data
                 os.fsync(tmp_fd)
                 if check is not None:
                     check()
@@ -201,15 +264,24 @@ class ModelRegistry:
         write_new_file(path, json_bytes(stored.model_dump(mode="json", exclude_unset=True)))
         return stored
 
-    @staticmethod
-    def _record(user_fields: dict[str, Any], name: str, version: int, digest: str) -> VersionMetadata:
-        """The version's record: the caller's fields (as JSON reads them back) plus the system fields."""
+    def _record(self, user_fields: dict[str, Any], name: str, version: int, digest: str) -> VersionMetadata:
+        """The version's record: the caller's fields (as JSON reads them back) plus the system fields, with the
+        checksum (and signature) of its manifest."""
         fields = {**user_fields, "name": name, "version": version, "created_at": utc_now(),
                   "sha256": digest, "artefact": ARTEFACT_FILE}
         try:
-            return VersionMetadata.model_validate(fields)
+            record = VersionMetadata.model_validate(fields)
         except ValidationError as exc:
             raise InvalidInputError(f"metadata does not fit a version's record: {_problems(exc)}") from None
+        return record.model_copy(update=self._integrity_fields(
+            version_manifest(record.model_dump(mode="json", exclude_unset=True))))
+
+    def _integrity_fields(self, manifest: bytes) -> dict[str, str]:
+        """``checksum`` of a manifest, and its ``signature`` when there is a key."""
+        fields = {"checksum": checksum(manifest)}
+        if self._key is not None:
+            fields["signature"] = sign(self._key, manifest)
+        return fields
 
     def _before_publish(self) -> None:
         """The moment a version is complete on disk but not yet visible (a subclass may wait here)."""
@@ -395,7 +467,8 @@ class ModelRegistry:
         return (st.st_ino, st.st_mtime_ns) == entry.dir_sig
 
     def metadata(self, name: str, version: int | str | None = None) -> VersionMetadata:
-        """One version's metadata plus its aliases and threshold (no sha256 check)."""
+        """One version's metadata plus its aliases and threshold (its checksum and signature are checked; the
+        artefact's sha256 is not: nothing is unpickled)."""
         name = validate_model_name(name)
         state = self._state(name)
         v = self._resolve_in(name, version, state, fresh=False)
@@ -481,6 +554,81 @@ class ModelRegistry:
                 removed += reap_temp(self.root / name, min_age)
         return removed
 
+    def sign_store(self) -> dict[str, list[dict[str, Any]]]:
+        """Sign every version and state file with this registry's key (``logreg sign``), for a store written
+        without a key or under another one; returns what was signed and what was refused, and why.
+
+        It trusts what it finds: a version whose record and artefact are consistent is signed whoever made
+        them. It refuses only what is visibly inconsistent: a record that does not fit its schema or path, or
+        fails its checksum; an artefact that fails its sha256 or is not a model the restricted unpickler reads.
+        Each model is signed under its lock, so writers wait rather than race it.
+        """
+        key = self._key
+        if key is None:
+            raise InvalidInputError("no signing key to sign with: set LOGREG_SIGNING_KEY")
+        report: dict[str, list[dict[str, Any]]] = {"versions": [], "states": [], "refused": []}
+        try:
+            names = sorted(e.name for e in os.scandir(self.root) if e.is_dir(follow_symlinks=False))
+        except OSError as exc:
+            raise RegistryUnavailableError(f"cannot list registry {self.root}: {exc}") from exc
+        for name in filter(is_model_name, names):
+            try:
+                with self._model_lock(name):
+                    for v in self._scan_versions(name):
+                        try:
+                            self._sign_version(name, v, key)
+                        except (IntegrityError, NotFoundError) as exc:
+                            report["refused"].append({"name": name, "version": v, "reason": exc.message})
+                        else:
+                            report["versions"].append({"name": name, "version": v})
+                    try:
+                        state, data = self._parse_state_file(name)
+                        if data is not None:
+                            self._check_state_checksum(name, data)
+                            self._write_state(name, state)
+                            report["states"].append({"name": name})
+                    except IntegrityError as exc:
+                        report["refused"].append({"name": name, "reason": exc.message})
+            except OSError as exc:
+                raise RegistryUnavailableError(f"cannot sign model {name!r}: {exc}") from exc
+        self.cache.forget_resolved()
+        return report
+
+    def _sign_version(self, name: str, v: int, key: bytes) -> None:
+        """Check one version as far as it can be checked without a key, then write its record signed."""
+        meta, record = self._parse_metadata(name, v)
+        try:
+            manifest = version_manifest(record)
+        except ValueError:
+            raise IntegrityError(f"metadata of model {name!r} version {v} holds NaN; not signing it") from None
+        if meta.checksum is not None and checksum(manifest) != meta.checksum:
+            raise IntegrityError(f"metadata of model {name!r} version {v} fails its checksum (changed after it "
+                                 "was written); not signing it")
+        vdir = self.root / name / str(v)
+        try:
+            data = (vdir / ARTEFACT_FILE).read_bytes()
+        except OSError as exc:
+            raise IntegrityError(f"artefact of model {name!r} version {v} cannot be read ({exc}); not signing it"
+                                 ) from None
+        if hashlib.sha256(data).hexdigest() != meta.sha256:
+            raise IntegrityError(f"artefact of model {name!r} version {v} fails its sha256; not signing it")
+        try:
+            artefact.check_model(artefact.load(data), meta.classes, meta.feature_names)
+        except artefact.ArtefactError as exc:
+            raise IntegrityError(f"artefact of model {name!r} version {v} is refused: {exc}; not signing it") from None
+        signed = {**record, "checksum": checksum(manifest), "signature": sign(key, manifest)}
+        if signed != record:
+            replace_file(vdir / METADATA_FILE, json_bytes(signed))
+
+    def _check_state_checksum(self, name: str, data: dict[str, Any]) -> None:
+        try:
+            manifest = state_manifest(name, data)
+        except ValueError:
+            raise IntegrityError(f"state file of model {name!r} holds NaN; not signing it") from None
+        if data.get("checksum") is not None and checksum(manifest) != data["checksum"]:
+            raise IntegrityError(f"state file of model {name!r} fails its checksum (changed after it was written); "
+                                 "not signing it")
+
     def stats(self) -> dict[str, int]:
         """Cache counters for monitoring: hits, misses, loads (artefacts unpickled), evictions, ..."""
         return self.cache.stats()
@@ -509,21 +657,59 @@ class ModelRegistry:
             raise NotFoundError(f"model {name!r} not found", details={"name": name})
 
     def _read_state_file(self, name: str) -> RegistryState:
-        """Parse and validate model.json; a missing file is an empty state."""
+        """Parse and check model.json: its checksum (and with a key its signature), then its schema; a missing
+        file is an empty state."""
+        state, data = self._parse_state_file(name)
+        if data is not None:
+            self._verify_state(name, data)
+        return state
+
+    def _parse_state_file(self, name: str) -> tuple[RegistryState, dict[str, Any] | None]:
+        """model.json as a record and as the JSON it holds (None when there is no file)."""
         path = self.root / name / STATE_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return RegistryState()
+            return RegistryState(), None
         try:
-            return RegistryState.model_validate_json(raw)
-        except ValidationError:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return RegistryState.model_validate(
+                {k: val for k, val in data.items() if k not in INTEGRITY_FIELDS}), data
+        except (ValueError, ValidationError):  # ValidationError is a ValueError too
             raise IntegrityError(f"state file {path} of model {name!r} is corrupt", details={"name": name}) from None
 
-    def _write_state(self, name: str, state: RegistryState) -> None:
-        """Atomically replace model.json (caller holds the model lock) and refresh our cache of it."""
+    def _verify_state(self, name: str, data: dict[str, Any]) -> None:
+        """model.json's signature (with a key) and checksum; a file written before checksums has neither."""
         path = self.root / name / STATE_FILE
-        replace_file(path, json_bytes(state.model_dump(mode="json")))
+        try:
+            manifest: bytes | None = state_manifest(name, data)
+        except ValueError:
+            manifest = None
+        if self._key is not None:
+            if data.get("signature") is None:
+                raise IntegrityError(
+                    f"state file {path} of model {name!r} is unsigned: its aliases and thresholds were written "
+                    "without the signing key (LOGREG_SIGNING_KEY), so they are not used while one is set; "
+                    "`logreg sign` signs a store you trust", details={"name": name, "problem": "unsigned"})
+            if manifest is None or not signature_matches(self._key, manifest, data["signature"]):
+                raise IntegrityError(
+                    f"state file {path} of model {name!r} is tampered: its signature does not match its aliases "
+                    "and thresholds (changed without the signing key, or signed with another key)",
+                    details={"name": name, "problem": "bad_signature"})
+        if data.get("checksum") is not None and (manifest is None or checksum(manifest) != data["checksum"]):
+            raise IntegrityError(
+                f"state file {path} of model {name!r} fails its checksum: its aliases, thresholds or next version "
+                "were changed after it was written", details={"name": name, "problem": "bad_checksum"})
+
+    def _write_state(self, name: str, state: RegistryState) -> None:
+        """Atomically replace model.json with its checksum (and signature) (caller holds the model lock), and
+        refresh our cache of it."""
+        path = self.root / name / STATE_FILE
+        data = state.model_dump(mode="json")
+        data.update(self._integrity_fields(state_manifest(name, data)))
+        replace_file(path, json_bytes(data))
         self._states.put(name, _stat_sig(os.stat(path)), state.model_copy(deep=True))
         self.cache.forget_resolved()  # this instance's own writes show at once
 
@@ -628,7 +814,14 @@ class ModelRegistry:
     # ------------------------------------------------------------------ internals: artefacts
 
     def _read_metadata(self, name: str, v: int) -> VersionMetadata:
-        """Read and check metadata.json of a version (IntegrityError if it does not fit its record or path)."""
+        """Read and check metadata.json of a version: it fits its record and its path, and its checksum (and
+        with a key its signature) matches; else an IntegrityError."""
+        meta, record = self._parse_metadata(name, v)
+        self._verify_record(name, v, meta, record)
+        return meta
+
+    def _parse_metadata(self, name: str, v: int) -> tuple[VersionMetadata, dict[str, Any]]:
+        """metadata.json of a version as a record and as the JSON it holds, if it fits its schema and path."""
         path = self.root / name / str(v) / METADATA_FILE
         try:
             raw = path.read_bytes()
@@ -640,9 +833,14 @@ class ModelRegistry:
         problems: list[str] = []
         meta = None
         try:
-            meta = VersionMetadata.model_validate_json(raw)
-        except ValidationError as exc:
-            problems = _problems(exc)
+            record = json.loads(raw)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            problems = [f"record: not JSON ({exc})"]
+        else:
+            try:
+                meta = VersionMetadata.model_validate(record)
+            except ValidationError as exc:
+                problems = _problems(exc)
         if meta is not None:
             if meta.name != name:
                 problems.append(f"name is {meta.name!r}, expected {name!r}")
@@ -655,7 +853,31 @@ class ModelRegistry:
                 f"metadata of model {name!r} version {v} does not match its location: {'; '.join(problems)}",
                 details={"name": name, "version": v, "problems": problems},
             )
-        return meta
+        return meta, record
+
+    def _verify_record(self, name: str, v: int, meta: VersionMetadata, record: dict[str, Any]) -> None:
+        """The record's signature (with a key) and checksum against its manifest; old records have neither."""
+        details = {"name": name, "version": v}
+        try:
+            manifest: bytes | None = version_manifest(record)
+        except ValueError:  # NaN or infinity in a covered field: nothing this registry wrote
+            manifest = None
+        if self._key is not None:
+            if meta.signature is None:
+                raise IntegrityError(
+                    f"model {name!r} version {v} is unsigned: it was written without the signing key "
+                    "(LOGREG_SIGNING_KEY), so it is not served while one is set; `logreg sign` signs a store you "
+                    "trust", details={**details, "problem": "unsigned"})
+            if manifest is None or not signature_matches(self._key, manifest, meta.signature):
+                raise IntegrityError(
+                    f"model {name!r} version {v} is tampered: its signature does not match its record and "
+                    "artefact digest (changed without the signing key, or signed with another key); refusing "
+                    "to load it", details={**details, "problem": "bad_signature"})
+        if meta.checksum is not None and (manifest is None or checksum(manifest) != meta.checksum):
+            raise IntegrityError(
+                f"metadata of model {name!r} version {v} fails its checksum: a field a prediction depends on "
+                "(feature names, classes, encoding, calibration, params) or the artefact's digest was changed "
+                "after it was written; refusing to load it", details={**details, "problem": "bad_checksum"})
 
     def _read_verified(self, name: str, v: int) -> CacheEntry:
         """Check metadata and sha256, and only then unpickle the exact bytes that were hashed."""
@@ -688,7 +910,15 @@ class ModelRegistry:
                 f"{meta.sha256}); refusing to load it",
                 details={"name": name, "version": v, "expected_sha256": meta.sha256, "actual_sha256": actual},
             )
-        model = joblib.load(io.BytesIO(data))
+        try:
+            model = artefact.load(data)
+            artefact.check_model(model, meta.classes, meta.feature_names)
+        except artefact.ArtefactError as exc:
+            self.cache.count("integrity_failures")
+            raise IntegrityError(
+                f"artefact of model {name!r} version {v} is refused: {exc}",
+                details={"name": name, "version": v, "problem": "unsafe_artefact"},
+            ) from None
         self.cache.count("loads")
         return CacheEntry(model=model, metadata=meta, dir_sig=(dst.st_ino, dst.st_mtime_ns))
 

@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 from service.client import LogregAPIError, LogregClient
+from service.engine.logistic import LogisticRegression
 from service.store.registry import ModelRegistry
 
 from .conftest import (
@@ -332,11 +333,20 @@ def test_kill_9_at_random_moments_loses_nothing_and_reuses_no_version(tmp_path: 
 META = {"classes": [0, 1], "feature_names": ["x0"]}
 
 
+def tiny_model(n: int) -> LogisticRegression:
+    """A tiny fitted model that fits META (the registry stores only models); ``n`` tells versions apart."""
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 1, 0, 1]))
+    model.n = n
+    return model
+
+
 # A kill -9 at an exact point, by a child process that SIGKILLs itself right after its first rename:
 # the one that publishes a version (save) or takes it out of the listing (delete_version).
 _CRASH_AFTER_RENAME = textwrap.dedent(
     """
     import os, signal, sys
+    import numpy as np
+    from service.engine.logistic import LogisticRegression
     from service.store.registry import ModelRegistry
 
     rename = os.rename
@@ -348,7 +358,9 @@ _CRASH_AFTER_RENAME = textwrap.dedent(
     os.rename = rename_then_die
     registry = ModelRegistry(sys.argv[1])
     if sys.argv[2] == "save":
-        registry.save("m", {"n": 2}, {"classes": [0, 1], "feature_names": ["x0"], "uid": "published-then-crashed"})
+        model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 1, 0, 1]))
+        model.n = 2
+        registry.save("m", model, {"classes": [0, 1], "feature_names": ["x0"], "uid": "published-then-crashed"})
     else:
         registry.delete_version("m", int(sys.argv[3]))
     """
@@ -362,15 +374,15 @@ def _crash(store: Path, *args: str) -> None:
 
 def test_newest_version_number_survives_two_crashes(tmp_path: Path) -> None:
     store = tmp_path / "model_store"
-    ModelRegistry(store).save("m", {"n": 1}, {**META, "uid": "first"})
+    ModelRegistry(store).save("m", tiny_model(1), {**META, "uid": "first"})
     _crash(store, "save")  # version 2 is published, but model.json still says next_version 2
     registry = ModelRegistry(store)
     registry.cleanup_temp()  # what a restarted server does
     assert [m["uid"] for m in registry.list_versions("m")] == ["first", "published-then-crashed"]
-    assert registry.load("m", 2).model == {"n": 2}  # listed, loadable, servable: clients may have used it
+    assert registry.load("m", 2).model.n == 2  # listed, loadable, servable: clients may have used it
     _crash(store, "delete", "2")  # the delete is cut short right after renaming version 2 away
     registry = ModelRegistry(store)
     registry.cleanup_temp()
     assert [m["version"] for m in registry.list_versions("m")] == [1]
-    stored = registry.save("m", {"n": 3}, {**META, "uid": "third"})
+    stored = registry.save("m", tiny_model(3), {**META, "uid": "third"})
     assert stored.version == 3, f"version {stored.version} reused"
