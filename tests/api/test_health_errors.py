@@ -117,10 +117,11 @@ def test_every_json_route_answers_bad_json_with_422(make_client, api_error, meth
 
 
 def test_no_body_type_confusion(make_client, api_error):
+    """Plain text, forms and multipart are never read as JSON: 415 (the types a page may post anywhere)."""
     client = make_client()
-    api_error(client.post("/predict_proba", content=b"model=toy", headers={"content-type": "text/plain"}), 422)
-    api_error(client.post("/predict_proba", data={"model": "toy"}), 422)
-    api_error(client.post("/metrics", files={"file": ("a.csv", b"a,b\n1,2\n")}), 422)
+    api_error(client.post("/predict_proba", content=b"model=toy", headers={"content-type": "text/plain"}), 415)
+    api_error(client.post("/predict_proba", data={"model": "toy"}), 415)
+    api_error(client.post("/metrics", files={"file": ("a.csv", b"a,b\n1,2\n")}), 415)
 
 
 # -- body size ------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def run_asgi(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
         "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
-        "headers": [(b"host", b"test"), *headers], "client": ("127.0.0.1", 1234), "server": ("test", 80),
+        "headers": [(b"host", b"localhost"), *headers], "client": ("127.0.0.1", 1234), "server": ("localhost", 80),
     }
     anyio.run(app, scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")

@@ -120,12 +120,12 @@ def test_rows_per_request(client):
 
 
 def test_training_runs_and_duration(make_client):
-    client = make_client(log_level="warning", train_timeout_seconds=0.05)
+    client = make_client(log_level="warning", train_timeout_seconds=2.0)
     assert client.post("/train", json=TOY_TRAIN).status_code == 201
     assert client.post("/train", json={**TOY_TRAIN, "model": "other"}).status_code == 201
     assert client.post("/train", json={**TOY_TRAIN, "labels": [1] * 8}).status_code == 422
-    slow = {**TOY_TRAIN, "features": TOY_TRAIN["features"] * 250, "labels": TOY_TRAIN["labels"] * 250,
-            "params": {"solver": "sgd", "batch_size": 1, "max_iter": 500, "tol": 0}}
+    slow = {**TOY_TRAIN, "features": TOY_TRAIN["features"] * 500, "labels": TOY_TRAIN["labels"] * 500,
+            "params": {"solver": "sgd", "batch_size": 1, "max_iter": 5000, "tol": 0}}
     assert client.post("/train", json=slow).status_code == 422  # over the time limit
     s = scrape(client)
     t = "logreg_trainings_total"
