@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     )
     monitoring = Monitoring()
     monitoring.watch_registry(registry)
-    drift = DriftTracker(monitoring, settings.drift_window_rows)
+    drift = DriftTracker(monitoring, settings.drift_window_rows,
+                         full_metadata=lambda name, version: registry.metadata(name, version, full=True))
     trainer = Trainer(
         JobStore(registry.root, settings.job_retention, settings.max_finished_jobs),
         SlotPool(registry.root, settings.max_concurrent_trainings),

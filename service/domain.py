@@ -42,6 +42,8 @@ _JOB_ID_RE = re.compile(JOB_ID_PATTERN)
 MAX_HISTORY_POINTS = 200
 #: Validation labels and scores kept per version (for the threshold explorer); a seeded sample beyond it.
 MAX_VALIDATION_SAMPLE = 5000
+#: Probabilities the stored validation sample holds at most (rows x classes): fewer rows for many classes.
+MAX_VALIDATION_VALUES = 1_000_000
 #: Training rows the drift reference's deciles are computed from (a seeded sample beyond it).
 MAX_REFERENCE_ROWS = 10_000
 #: Rows one request may ask explanations for (each row carries a value per feature, twice for binary models).
@@ -328,6 +330,7 @@ class VersionMetadata(BaseModel):
     alpha: float | None = None
     standardization: dict[str, list[float]] | None = None
     validation_sample: ValidationSample | None = None
+    validation_sample_rows: int | None = None  # the sample is in the side file (store/details.py)
     encoding: dict[str, Any] | None = Field(
         None, description="A mixed-type table's preprocessing: each column's kind and encoding, and its parameters.")
     # from the model's state when read

@@ -13,10 +13,12 @@ most once a second while it serves traffic, and whenever it answers a scrape its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 from prometheus_client import Counter, Gauge
 
 from ..domain import VersionMetadata
-from ..errors import NotFoundError
+from ..errors import LogregError, NotFoundError
 from ..observability.prometheus import Monitoring, multiprocess_dir
 from ..store.cache import LoadedModel
 from . import drift
@@ -51,8 +53,11 @@ class _Tracked:
 class DriftTracker:
     """Per-process drift state of every served version, and its Prometheus series."""
 
-    def __init__(self, monitoring: Monitoring, window_rows: int, publish_seconds: float = 1.0) -> None:
+    def __init__(self, monitoring: Monitoring, window_rows: int, publish_seconds: float = 1.0,
+                 full_metadata: Callable[[str, int], VersionMetadata] | None = None) -> None:
         self.window_rows = window_rows
+        #: A version's metadata with its side-file statistics (the registry's), for versions that keep them there.
+        self.full_metadata = full_metadata
         self.publish_seconds = publish_seconds
         self.min_psi_rows = min(MIN_PSI_ROWS, window_rows) if window_rows > 0 else 0
         r = monitoring.registry
@@ -81,6 +86,10 @@ class DriftTracker:
         try:
             entry = self._tracked[key]
         except KeyError:
+            stats = metadata.feature_statistics
+            if isinstance(stats, dict) and "features" not in stats and self.full_metadata is not None:
+                with contextlib.suppress(LogregError):  # no statistics to compare with: no drift tracking
+                    metadata = self.full_metadata(name, version)
             ref = drift.Reference.from_statistics(metadata.feature_statistics, metadata.feature_names)
             entry = None
             if ref is not None:
@@ -150,8 +159,12 @@ class DriftTracker:
         for family in (self.out_of_range_rows, self.out_of_range_values, self.psi):
             family.remove_by_labels({"model": entry.name, "version": entry.version})
 
+    def is_tracked(self, name: str, version: int) -> bool:
+        """Whether this worker has the drift state of a version already (reading it may take a file read)."""
+        return (name, version) in self._tracked
+
     def report(self, name: str, version: int, metadata: VersionMetadata) -> dict[str, Any]:
-        """The drift of a version as this worker sees it, for people."""
+        """The drift of a version as this worker sees it, for people (``metadata`` with its statistics)."""
         entry = self.tracked(name, version, metadata)
         if entry is None:
             raise NotFoundError(

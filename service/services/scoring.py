@@ -149,6 +149,8 @@ class Scorer:
         loaded = self.registry.loaded_in_memory(name, version)
         if loaded is None:
             loaded = await asyncio.to_thread(self.registry.load, name, version)
+        if not self.drift.is_tracked(loaded.name, loaded.version):  # its statistics may need a file read
+            await asyncio.to_thread(self.drift.tracked, loaded.name, loaded.version, loaded.metadata)
         fields["version"] = loaded.version
         return loaded
 

@@ -28,6 +28,7 @@ from ..data.tables import Limits, read_table
 from ..domain import (
     MAX_HISTORY_POINTS,
     MAX_VALIDATION_SAMPLE,
+    MAX_VALIDATION_VALUES,
     EncodingParams,
     JobState,
     label_key,
@@ -301,8 +302,9 @@ def train_and_store(
         validation_metrics = evaluation.classification_summary(y_val, proba_val, model.classes_)
         progress.check()
         keep = np.arange(val_idx.size)
-        if keep.size > MAX_VALIDATION_SAMPLE:
-            keep = np.sort(np.random.default_rng(seed).choice(keep.size, MAX_VALIDATION_SAMPLE, replace=False))
+        most = max(100, min(MAX_VALIDATION_SAMPLE, MAX_VALIDATION_VALUES // len(model.classes_)))
+        if keep.size > most:  # a seeded sample, fewer rows for many classes: rows x classes stays bounded
+            keep = np.sort(np.random.default_rng(seed).choice(keep.size, most, replace=False))
         validation_sample = {
             "rows": val_idx[keep].tolist(),  # positions in the training set as sent
             "labels": y_val[keep].tolist(),

@@ -104,7 +104,7 @@ from ..errors import (
     NotFoundError,
     RegistryUnavailableError,
 )
-from . import artefact
+from . import artefact, details
 from .atomic import (
     file_lock,
     fsync_dir,
@@ -171,6 +171,8 @@ class ModelRegistry:
         self._load_locks = [threading.Lock() for _ in range(_LOAD_LOCK_STRIPES)]
         self._states: StatKeyed[RegistryState] = StatKeyed()  # model.json of each model
         self._listings: StatKeyed[tuple[int, ...]] = StatKeyed()  # the version directories of each model
+        self._records: StatKeyed[VersionMetadata] = StatKeyed()  # each version's checked metadata.json
+        self._details: StatKeyed[dict[str, Any]] = StatKeyed()  # each version's side file (details.npz)
 
     @property
     def cache_size(self) -> int:
@@ -200,6 +202,7 @@ class ModelRegistry:
         name = validate_model_name(name)
         if not isinstance(metadata, Mapping):
             raise InvalidInputError("metadata must be a mapping", details={"type": type(metadata).__name__})
+        metadata, bulky = details.split(metadata)
         try:
             user_meta = json_bytes({str(k): v for k, v in metadata.items()
                                     if k not in SYSTEM_FIELDS and k not in STATE_FIELDS})
@@ -227,6 +230,8 @@ class ModelRegistry:
                                             details={"name": name, "type": type(model).__name__}) from None
                 write_new_file(tmp / ARTEFACT_FILE, data)
                 del data
+                if bulky:
+                    write_new_file(tmp / details.DETAILS_FILE, details.to_bytes(bulky))
                 os.fsync(tmp_fd)
                 if check is not None:
                     check()
@@ -466,13 +471,39 @@ class ModelRegistry:
             return False
         return (st.st_ino, st.st_mtime_ns) == entry.dir_sig
 
-    def metadata(self, name: str, version: int | str | None = None) -> VersionMetadata:
+    def metadata(self, name: str, version: int | str | None = None, *, full: bool = False) -> VersionMetadata:
         """One version's metadata plus its aliases and threshold (its checksum and signature are checked; the
-        artefact's sha256 is not: nothing is unpickled)."""
+        artefact's sha256 is not: nothing is unpickled). ``full``: with the parts kept in the side file (the
+        per-feature training statistics and the validation sample) back in place, read on demand."""
         name = validate_model_name(name)
         state = self._state(name)
         v = self._resolve_in(name, version, state, fresh=False)
-        return self._read_metadata(name, v).model_copy(update=self._state_fields(v, state))
+        meta = self._read_metadata(name, v)
+        if full:
+            meta = self._with_details(name, v, meta)
+        return meta.model_copy(update=self._state_fields(v, state))
+
+    def _with_details(self, name: str, v: int, meta: VersionMetadata) -> VersionMetadata:
+        """``meta`` with its side-file parts joined in (as it is when it has none)."""
+        record = meta.model_dump(mode="json", exclude_unset=True)
+        if not details.has_details(record):
+            return meta
+        path = self.root / name / str(v) / details.DETAILS_FILE
+
+        def read() -> dict[str, Any]:
+            try:
+                return details.from_bytes(path.read_bytes())
+            except FileNotFoundError:
+                raise IntegrityError(f"{path} is missing", details={"name": name, "version": v}) from None
+            except (OSError, ValueError) as exc:
+                raise IntegrityError(f"{path} cannot be read: {exc}", details={"name": name, "version": v}) from None
+
+        arrays = self._details.get(f"{name}/{v}", _signature(path), read)
+        try:
+            return VersionMetadata.model_validate(details.joined(record, meta.feature_names, arrays))
+        except (ValidationError, ValueError, KeyError) as exc:
+            raise IntegrityError(f"{path} does not fit its version's record: {exc}",
+                                 details={"name": name, "version": v}) from None
 
     def list_versions(self, name: str) -> list[dict[str, Any]]:
         """Every version's card (sorted by version) plus its aliases and threshold.
@@ -815,10 +846,16 @@ class ModelRegistry:
 
     def _read_metadata(self, name: str, v: int) -> VersionMetadata:
         """Read and check metadata.json of a version: it fits its record and its path, and its checksum (and
-        with a key its signature) matches; else an IntegrityError."""
-        meta, record = self._parse_metadata(name, v)
-        self._verify_record(name, v, meta, record)
-        return meta
+        with a key its signature) matches; else an IntegrityError. Kept per version while the file's stat
+        signature stays the same (a version's record is written once; an edit changes its signature)."""
+        path = self.root / name / str(v) / METADATA_FILE
+
+        def read() -> VersionMetadata:
+            meta, record = self._parse_metadata(name, v)
+            self._verify_record(name, v, meta, record)
+            return meta
+
+        return self._records.get(f"{name}/{v}", _signature(path), read)
 
     def _parse_metadata(self, name: str, v: int) -> tuple[VersionMetadata, dict[str, Any]]:
         """metadata.json of a version as a record and as the JSON it holds, if it fits its schema and path."""
@@ -921,6 +958,15 @@ class ModelRegistry:
             ) from None
         self.cache.count("loads")
         return CacheEntry(model=model, metadata=meta, dir_sig=(dst.st_ino, dst.st_mtime_ns))
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What identifies a file's content for the caches: inode, modification time and size (None if absent)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _problems(exc: ValidationError) -> list[str]:

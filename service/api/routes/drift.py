@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -27,5 +29,5 @@ router = APIRouter(prefix="/models", tags=["registry"])
     dependencies=ReadAccess,
 )
 async def version_drift(name: NamePath, version: VersionPath, registry: RegistryDep, drift: DriftDep) -> Response:
-    meta = await run_in_threadpool(registry.metadata, name, version)
-    return json_response(drift.report(name, meta.version, meta))
+    meta = await run_in_threadpool(partial(registry.metadata, name, version, full=True))
+    return json_response(await run_in_threadpool(drift.report, name, meta.version, meta))

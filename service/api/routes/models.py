@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -62,7 +64,8 @@ async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
     dependencies=ReadAccess,
 )
 async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
-    return json_response((await run_in_threadpool(registry.metadata, name, version)).card())
+    meta = await run_in_threadpool(partial(registry.metadata, name, version, full=True))
+    return json_response(await run_in_threadpool(meta.card))
 
 
 @router.get(
@@ -76,7 +79,8 @@ async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep
     dependencies=ReadAccess,
 )
 async def validation(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
-    return json_response(validation_sample(await run_in_threadpool(registry.metadata, name, version)))
+    return json_response(validation_sample(await run_in_threadpool(partial(registry.metadata, name, version,
+                                                                           full=True))))
 
 
 @router.delete(
@@ -150,7 +154,7 @@ async def optimize_threshold(
     envelope, _ = validate_envelope(ThresholdOptimizeRequest, obj)
     if envelope.store:
         await require_write_key(request, credentials)
-    meta = await run_in_threadpool(registry.metadata, name, version)
+    meta = await run_in_threadpool(partial(registry.metadata, name, version, full=True))
     classes = meta.classes
     if len(classes) != 2:
         raise InvalidInputError(f"a decision threshold applies to binary models only; {name!r} has {len(classes)} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -148,7 +149,8 @@ async def stored_metrics(
     version: Annotated[str | None, Query(description="Version number or alias.")] = None,
 ) -> Response:
     ref: VersionRef = version
-    meta = await run_in_threadpool(registry.metadata, model, ref)
+    meta = await run_in_threadpool(partial(registry.metadata, model, ref, full=True))
+    calibration = await run_in_threadpool(stored_calibration, meta)  # of the stored validation sample, as served
     return json_response(
         {
             "model": model,
@@ -156,7 +158,7 @@ async def stored_metrics(
             "validation_metrics": meta.validation_metrics,
             "train_metrics": meta.train_metrics,
             "n_validation": meta.n_validation,
-            "calibration": stored_calibration(meta),  # of the stored validation sample, as served
+            "calibration": calibration,
             "calibration_step": meta.calibration,  # trained with calibration: its before/after report
         }
     )
