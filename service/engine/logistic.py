@@ -39,11 +39,20 @@ _PRESOLVE_ROWS = 20000
 _PRECONDITION_MAX_FEATURES = 1024
 
 
-def column_stats(X: Any) -> tuple[Array, Array]:
+def column_stats(X: Any, weights: Array | None = None) -> tuple[Array, Array]:
     """Mean and population standard deviation per column, in row chunks (no full-size temporary); on a
-    scipy.sparse CSR matrix from its stored entries (see :func:`_sparse_column_stats`)."""
+    scipy.sparse CSR matrix from its stored entries (see :func:`_sparse_column_stats`).
+
+    With ``weights`` (one non-negative weight per row, with a positive sum), the weighted mean and the weighted
+    population deviation ``sqrt(sum_i w_i (x_i - mean)^2 / sum_i w_i)``: an integer weight counts as that many
+    copies of the row, and a zero weight as no row at all. Equal weights give exactly the unweighted statistics
+    (the same computation, so the same bits)."""
+    if weights is not None and (weights.shape[0] == 0 or np.all(weights == weights[0])):
+        weights = None
     if sp.issparse(X):
-        return _sparse_column_stats(X)
+        return _sparse_column_stats(X, weights)
+    if weights is not None:
+        return _weighted_column_stats(X, weights)
     mean = X.sum(axis=0) / X.shape[0]
     sq = np.zeros(X.shape[1])
     for start in range(0, X.shape[0], _CHUNK):
@@ -52,10 +61,25 @@ def column_stats(X: Any) -> tuple[Array, Array]:
     return mean, np.sqrt(sq / X.shape[0])
 
 
-def _sparse_column_stats(X: Any) -> tuple[Array, Array]:
+def _weighted_column_stats(X: Array, weights: Array) -> tuple[Array, Array]:
+    """:func:`column_stats` of a dense ``X`` with row weights: two passes, the second over row chunks."""
+    total = float(weights.sum())
+    mean = (weights @ X) / total
+    sq = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _CHUNK):
+        diff = X[start : start + _CHUNK] - mean
+        sq += np.einsum("ij,ij,i->j", diff, diff, weights[start : start + _CHUNK])
+    return mean, np.sqrt(sq / total)
+
+
+def _sparse_column_stats(X: Any, weights: Array | None = None) -> tuple[Array, Array]:
     """:func:`column_stats` of a CSR matrix without densifying it: per-column sums of the stored entries, then
     of their squared deviations from the mean, in chunks of ``_SPARSE_CHUNK`` entries (each column's implicit
-    zeros add ``(n - stored) * mean**2``). Two passes, like the dense computation, so no cancellation."""
+    zeros add ``(n - stored) * mean**2``). Two passes, like the dense computation, so no cancellation. With
+    ``weights``, the chunks are blocks of whole rows (each entry takes its row's weight) and the implicit zeros
+    add ``(total weight - weight of the rows storing an entry) * mean**2``."""
+    if weights is not None:
+        return _weighted_sparse_column_stats(X, weights)
     n, d = X.shape
     data, indices = X.data, X.indices
     total = np.zeros(d)
@@ -74,6 +98,40 @@ def _sparse_column_stats(X: Any) -> tuple[Array, Array]:
         stored += np.bincount(cols, minlength=d)
     sq += (n - stored) * mean**2
     return mean, np.sqrt(sq / n)
+
+
+def _sparse_row_blocks(X: Any) -> list[tuple[int, int]]:
+    """Row ranges ``(a, b)`` of a CSR matrix holding about ``_SPARSE_CHUNK`` stored entries each."""
+    n = X.shape[0]
+    rows = max(1, _SPARSE_CHUNK * n // max(int(X.indptr[-1]), 1))
+    return [(a, min(a + rows, n)) for a in range(0, n, rows)]
+
+
+def _weighted_sparse_column_stats(X: Any, weights: Array) -> tuple[Array, Array]:
+    """The weighted :func:`_sparse_column_stats`: the same two passes, each entry weighted by its row's weight."""
+    d = X.shape[1]
+    data, indices, indptr = X.data, X.indices, X.indptr
+    blocks = _sparse_row_blocks(X)
+    total_weight = float(weights.sum())
+    total = np.zeros(d)
+    for a, b in blocks:
+        lo, hi = indptr[a], indptr[b]
+        w = np.repeat(weights[a:b], np.diff(indptr[a : b + 1]))
+        total += np.bincount(indices[lo:hi], weights=data[lo:hi] * w, minlength=d)
+    mean = total / total_weight
+    sq = np.zeros(d)
+    stored = np.zeros(d)
+    for a, b in blocks:
+        lo, hi = indptr[a], indptr[b]
+        w = np.repeat(weights[a:b], np.diff(indptr[a : b + 1]))
+        cols = indices[lo:hi]
+        diff = data[lo:hi] - mean[cols]
+        diff *= diff
+        diff *= w
+        sq += np.bincount(cols, weights=diff, minlength=d)
+        stored += np.bincount(cols, weights=w, minlength=d)
+    sq += np.maximum(total_weight - stored, 0.0) * mean**2
+    return mean, np.sqrt(sq / total_weight)
 
 
 class LogisticRegression(ParamsMixin):
@@ -108,7 +166,9 @@ class LogisticRegression(ParamsMixin):
         ``None`` picks :data:`DEFAULT_TOL`.
     fit_intercept : bool
     standardize : bool
-        Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
+        Learn each feature's mean and scale and apply them inside the model: the mean and population standard
+        deviation weighted by ``sample_weight`` (not by the class weights), so an integer weight counts as that
+        many copies of the row, there too. ``coef_`` is always in the
         original feature units; ``standardized_coef_`` holds the coefficients the penalty sees. A
         scipy.sparse ``X`` is scaled by the same (population) deviation but not centered, so it stays
         sparse (scikit-learn's ``StandardScaler(with_mean=False)``): ``mean_`` is then zeros. With an
@@ -264,6 +324,19 @@ class LogisticRegression(ParamsMixin):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        sparse = sp.issparse(X)
+        if self.standardize:
+            # weighted by the sample weights (not the class weights): a row of weight 2 counts as two rows, one
+            # of weight 0 as none, so the standardization is that of the data the weights stand for
+            mean, scale = column_stats(X, sw)
+            scale[scale == 0.0] = 1.0
+            if not self.fit_intercept or sparse:
+                # Sparse data is scaled, not centered (scikit-learn's StandardScaler(with_mean=False)): with an
+                # intercept, centering only reparametrizes that unpenalized term, so the fitted model is the
+                # same; the scale stays the deviation around the mean, so the penalty is that of dense data.
+                mean = np.zeros_like(mean)
+        else:
+            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         weights = self._class_weights(y_enc, sw)[y_enc]
         weights *= sw
         del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
@@ -277,17 +350,6 @@ class LogisticRegression(ParamsMixin):
         if self.penalty == "none":
             alpha = 0.0
         l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
-        sparse = sp.issparse(X)
-        if self.standardize:
-            mean, scale = column_stats(X)
-            scale[scale == 0.0] = 1.0
-            if not self.fit_intercept or sparse:
-                # Sparse data is scaled, not centered (scikit-learn's StandardScaler(with_mean=False)): with an
-                # intercept, centering only reparametrizes that unpenalized term, so the fitted model is the
-                # same; the scale stays the deviation around the mean, so the penalty is that of dense data.
-                mean = np.zeros_like(mean)
-        else:
-            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
         loss = LinearLoss(
             X,
             y_enc.astype(np.intp, copy=False),
