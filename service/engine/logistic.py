@@ -14,8 +14,8 @@ from ._base import ParamsMixin
 from ._loss import Array, LinearLoss, log1pexp, log_softmax
 from ._minibatch import MINIBATCH_SOLVERS, Schedule, minibatch
 from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
-from ._validation import check_sample_weight, check_X, check_y, feature_names_of
-from .exceptions import ConvergenceWarning, NotFittedError
+from ._validation import check_class_labels, check_sample_weight, check_X, check_y, feature_names_of
+from .exceptions import ConvergenceWarning, not_fitted_error
 from .params import SOLVERS, check_params
 
 #: Budgets when ``max_iter=None``: iterations for full-batch solvers, epochs for mini-batch ones.
@@ -261,7 +261,7 @@ class LogisticRegression(ParamsMixin):
             estimator_type="classifier",
             target_tags=TargetTags(required=True),
             classifier_tags=ClassifierTags(),
-            input_tags=InputTags(),
+            input_tags=InputTags(sparse=True),  # scipy.sparse X of any format, used as CSR
         )
 
     # -- hyperparameter checks ------------------------------------------------------------------------
@@ -306,7 +306,9 @@ class LogisticRegression(ParamsMixin):
         self._check_params()
         names = feature_names_of(X)
         X = check_X(X)
-        y = check_y(y, X.shape[0])
+        conversions: list[str] = []
+        y = check_y(y, X.shape[0], estimator=type(self).__name__, conversions=conversions)
+        check_class_labels(y)
         sw = check_sample_weight(sample_weight, X.shape[0])
         try:
             classes, y_enc = np.unique(y, return_inverse=True)
@@ -315,7 +317,8 @@ class LogisticRegression(ParamsMixin):
             raise ValueError(f"y mixes label types {kinds}; use labels of one type") from None
         if classes.shape[0] < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); logistic regression needs at least 2 classes"
+                f"y holds a single class ({self._label_key(classes[0])!r}): logistic regression needs at least 2 "
+                "classes, got 1 class"
             )
         previous = self._warm_start_coef(X.shape[1], classes)
         self.classes_ = classes
@@ -342,7 +345,10 @@ class LogisticRegression(ParamsMixin):
         del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
         total = float(weights.sum())
         if total <= 0:
-            raise ValueError("the sample and class weights sum to 0: at least one sample must carry weight")
+            raise ValueError(
+                "the sample and class weights sum to 0 (every row's weight is zero): at least one sample must carry "
+                "weight"
+            )
         if self.alpha is not None:
             alpha = float(self.alpha)
         else:
@@ -374,7 +380,7 @@ class LogisticRegression(ParamsMixin):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.loss_history_ = [float(v) for v in result.loss_history]
-        self.fit_warnings_: list[str] = []
+        self.fit_warnings_: list[str] = conversions
         if not result.converged and not result.stopped:
             message = (
                 f"solver {self.solver!r} did not converge in {result.n_iter} "
@@ -483,7 +489,7 @@ class LogisticRegression(ParamsMixin):
     # -- prediction -----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise NotFittedError(
+            raise not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) before predicting"
             )
 
@@ -492,7 +498,8 @@ class LogisticRegression(ParamsMixin):
         X = check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but this model was fitted with {self.n_features_in_} features"
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input, the number it was fitted with"
             )
         return X
 
@@ -533,7 +540,7 @@ class LogisticRegression(ParamsMixin):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)`` against ``y`` (weighted when ``sample_weight`` is given)."""
-        y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X))
+        y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X), estimator=type(self).__name__)
         sw = check_sample_weight(sample_weight, y.shape[0])
         return float(np.average(self.predict(X) == y, weights=sw))
 

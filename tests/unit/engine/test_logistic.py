@@ -13,6 +13,8 @@ Every fit runs seeded; mini-batch fits are small (569 rows) so the whole module 
 from __future__ import annotations
 
 import functools
+import pickle
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn
+import sklearn.exceptions
 from sklearn.base import clone, is_classifier
 from sklearn.datasets import load_breast_cancer, load_digits, make_classification
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
@@ -29,7 +32,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from service.engine import ConvergenceWarning, LogisticRegression, NotFittedError
+from service.engine import ConvergenceWarning, DataConversionWarning, LogisticRegression, NotFittedError
 
 MINIBATCH = ("sgd", "momentum", "nesterov", "adam")
 SCHEDULES = ("constant", "step", "exponential", "inverse_time", "cosine")
@@ -930,7 +933,8 @@ def test_feature_count_must_match_training() -> None:
     X, y = small()
     model = fit(X, y)
     for method in (model.predict, model.predict_proba, model.decision_function, model.predict_log_proba):
-        with pytest.raises(ValueError, match="X has 9 features, but this model was fitted with 10 features"):
+        with pytest.raises(ValueError, match="X has 9 features, but LogisticRegression is expecting 10 features as "
+                           "input, the number it was fitted with"):
             method(X[:, :9])
 
 
@@ -943,7 +947,7 @@ def test_a_single_class_is_rejected() -> None:
 def test_empty_input_is_rejected() -> None:
     with pytest.raises(ValueError, match="empty: it has 0 samples"):
         LogisticRegression().fit(np.zeros((0, 3)), np.zeros(0))
-    with pytest.raises(ValueError, match="0 features"):
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(4, 0\)\) while a minimum of 1 is required"):
         LogisticRegression().fit(np.zeros((4, 0)), [0, 1, 0, 1])
     model = fit(*small())
     with pytest.raises(ValueError, match="empty"):
@@ -1028,3 +1032,72 @@ def test_not_fitted_error_before_fit() -> None:
             method(X)
     assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
     assert issubclass(ConvergenceWarning, UserWarning)
+
+
+def test_not_fitted_error_is_scikit_learns_too_once_scikit_learn_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scikit-learn recognizes only its own class; the engine derives from it when scikit-learn is already
+    imported (it never imports it), and the error pickles as the engine's own class."""
+    X, _ = small()
+    with pytest.raises(sklearn.exceptions.NotFittedError) as info:
+        LogisticRegression().predict(X)
+    assert isinstance(info.value, NotFittedError) and type(info.value).__name__ == "NotFittedError"
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is NotFittedError and again.args == info.value.args
+    monkeypatch.delitem(sys.modules, "sklearn.exceptions")
+    with pytest.raises(NotFittedError) as info:
+        LogisticRegression().predict(X)
+    assert type(info.value) is NotFittedError
+
+
+def test_a_column_vector_y_warns_and_is_used_as_its_column() -> None:
+    X, y = small()
+    flat = fit(X, y)
+    with pytest.warns(DataConversionWarning, match="A column-vector y was passed when a 1d array was expected"):
+        column = LogisticRegression().fit(X, y[:, None])
+    assert issubclass(DataConversionWarning, UserWarning)
+    assert len(column.fit_warnings_) == 1 and "y.ravel()" in column.fit_warnings_[0]
+    np.testing.assert_array_equal(column.coef_, flat.coef_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert column.score(X, y[:, None]) == flat.score(X, y)  # scoring takes it silently, as scikit-learn's does
+
+
+def test_a_continuous_target_is_an_error_and_integral_floats_are_labels() -> None:
+    X, y = small()
+    with pytest.raises(ValueError, match=r"Unknown label type: continuous\. y holds non-integral floats such as"):
+        LogisticRegression().fit(X, y + np.linspace(0.0, 0.5, len(y)))
+    with pytest.raises(ValueError, match="continuous"):
+        LogisticRegression().fit(X, np.where(y == 1, 1.5, 0.0))  # a single non-integral value is enough
+    model = fit(X, y.astype(float))
+    assert model.classes_.tolist() == [0.0, 1.0]
+    np.testing.assert_array_equal(model.coef_, fit(X, y).coef_)
+
+
+def test_object_arrays_of_numbers_are_numbers_and_other_objects_a_type_error() -> None:
+    X, y = small()
+    np.testing.assert_array_equal(fit(X.astype(object), y).coef_, fit(X, y).coef_)
+    Xo = X.astype(object)
+    Xo[2, 3] = {"foo": "bar"}
+    with pytest.raises(TypeError, match=r"X must contain only numbers.*argument must be a string or a real number"):
+        LogisticRegression().fit(Xo, y)
+
+
+def test_missing_or_complex_y_and_all_zero_weights_say_so() -> None:
+    X, y = small()
+    with pytest.raises(ValueError, match="LogisticRegression requires y to be passed, but the target y is None"):
+        LogisticRegression().fit(X, None)
+    with pytest.raises(ValueError, match="Complex data not supported: y"):
+        LogisticRegression().fit(X, y + 1j)
+    with pytest.raises(ValueError, match=r"sample_weight sums to 0 \(every weight is zero\)"):
+        LogisticRegression().fit(X, y, sample_weight=np.zeros(len(y)))
+    with pytest.raises(ValueError, match=r"sum to 0 \(every row's weight is zero\)"):
+        LogisticRegression(class_weight={0: 0.0, 1: 0.0}).fit(X, y)
+
+
+def test_one_sample_is_one_class_and_a_1d_x_says_how_to_reshape() -> None:
+    X, y = small()
+    with pytest.raises(ValueError, match=r"y holds a single class \(1\): .*at least 2 classes, got 1 class"):
+        LogisticRegression().fit(X[:1], np.array([1]))
+    model = fit(X, y)
+    with pytest.raises(ValueError, match=r"Reshape your data: X\.reshape\(-1, 1\) .* X\.reshape\(1, -1\)"):
+        model.predict(X[0])
