@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .exceptions import DataConversionWarning
+from .exceptions import data_conversion_warning
 
 
 def preview(values: Any, limit: int = 10) -> str:
@@ -111,7 +111,7 @@ def check_y(
 ) -> NDArray[Any]:
     """A 1-D label array of length ``n_samples`` with no missing values. A column vector ``(n_samples, 1)`` is
     taken as its column; with ``conversions`` (a fit's list of warning messages) that is a
-    :class:`DataConversionWarning`, also appended there."""
+    :class:`~.exceptions.DataConversionWarning`, also appended there."""
     if y is None:
         raise ValueError(
             f"{estimator} requires y to be passed, but the target y is None: give one class label per row of X"
@@ -126,7 +126,7 @@ def check_y(
                 f"its {arr.shape[0]} labels; pass y.ravel() (shape (n_samples,)) to avoid this warning"
             )
             conversions.append(message)
-            warnings.warn(DataConversionWarning(message), stacklevel=3)
+            warnings.warn(data_conversion_warning(message), stacklevel=3)
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"y must be a 1-D array of labels, got shape {arr.shape}")

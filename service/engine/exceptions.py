@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound=Exception)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -20,31 +22,40 @@ class ConvergenceWarning(UserWarning):
 
 class DataConversionWarning(UserWarning):
     """The input was used in another shape than given (a column-vector ``y`` taken as a 1-D array of labels);
-    scikit-learn's warning of the same name and meaning."""
+    scikit-learn's warning of the same name and meaning. Emit it through :func:`data_conversion_warning`."""
 
 
 def not_fitted_error(message: str) -> NotFittedError:
     """A :class:`NotFittedError`; when scikit-learn is already imported in this process, one that is also an
     instance of ``sklearn.exceptions.NotFittedError``, so scikit-learn's tools (and ``except`` clauses written
-    for scikit-learn models) recognize it. The engine never imports scikit-learn for this: it only looks among
-    the modules already loaded, so without scikit-learn this is the plain :class:`NotFittedError`."""
-    theirs = getattr(sys.modules.get("sklearn.exceptions"), "NotFittedError", None)
-    if isinstance(theirs, type) and issubclass(theirs, Exception) and not issubclass(NotFittedError, theirs):
-        return _with_sklearn_base(theirs)(message)
-    return NotFittedError(message)
+    for scikit-learn models) recognize it."""
+    return _also_sklearns(NotFittedError)(message)
+
+
+def data_conversion_warning(message: str) -> DataConversionWarning:
+    """A :class:`DataConversionWarning`; when scikit-learn is already imported, one that is also scikit-learn's
+    ``DataConversionWarning``, so warning filters on scikit-learn's class apply to it."""
+    return _also_sklearns(DataConversionWarning)(message)
+
+
+def _also_sklearns(ours: type[_E]) -> type[_E]:
+    """``ours``, or when ``sklearn.exceptions`` is among the loaded modules and has a class of the same name,
+    ``ours`` with that class as a second base. The engine never imports scikit-learn for this: without it
+    loaded, the engine's own class is used."""
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), ours.__name__, None)
+    if not isinstance(theirs, type) or not issubclass(theirs, Exception) or issubclass(ours, theirs):
+        return ours
+    return _derived(ours, theirs)
 
 
 @functools.cache
-def _with_sklearn_base(theirs: type[Exception]) -> type[NotFittedError]:
-    """:class:`NotFittedError` with scikit-learn's class as a second base, under the same name; it pickles as
-    the plain :class:`NotFittedError`, so unpickling needs no scikit-learn."""
+def _derived(ours: type[_E], theirs: type[Exception]) -> type[_E]:
+    """``ours`` with scikit-learn's class as a second base, under the same name; it pickles as ``ours``, so
+    unpickling needs no scikit-learn."""
 
-    def reduce(self: NotFittedError) -> tuple[Any, ...]:
-        return NotFittedError, self.args, self.__dict__ or None
+    def reduce(self: Exception) -> tuple[Any, ...]:
+        return ours, self.args, self.__dict__ or None
 
-    return type(
-        "NotFittedError",
-        (NotFittedError, theirs),
-        {"__module__": __name__, "__qualname__": "NotFittedError", "__doc__": NotFittedError.__doc__,
-         "__reduce__": reduce},
-    )
+    namespace = {"__module__": __name__, "__qualname__": ours.__qualname__, "__doc__": ours.__doc__,
+                 "__reduce__": reduce}
+    return type(ours.__name__, (ours, theirs), namespace)

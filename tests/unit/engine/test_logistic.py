@@ -1034,19 +1034,28 @@ def test_not_fitted_error_before_fit() -> None:
     assert issubclass(ConvergenceWarning, UserWarning)
 
 
-def test_not_fitted_error_is_scikit_learns_too_once_scikit_learn_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """scikit-learn recognizes only its own class; the engine derives from it when scikit-learn is already
-    imported (it never imports it), and the error pickles as the engine's own class."""
-    X, _ = small()
+def test_not_fitted_error_and_conversion_warning_are_scikit_learns_too_once_it_is_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """scikit-learn recognizes only its own classes (its checks, its warning filters); the engine derives from
+    them when scikit-learn is already imported (it never imports it), and the error pickles as the engine's own
+    class. See also test_sklearn_checks.test_the_engine_never_imports_scikit_learn."""
+    X, y = small()
     with pytest.raises(sklearn.exceptions.NotFittedError) as info:
         LogisticRegression().predict(X)
     assert isinstance(info.value, NotFittedError) and type(info.value).__name__ == "NotFittedError"
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is NotFittedError and again.args == info.value.args
+    with pytest.warns(sklearn.exceptions.DataConversionWarning) as caught:
+        LogisticRegression().fit(X, y[:, None])
+    assert isinstance(caught[0].message, DataConversionWarning)
     monkeypatch.delitem(sys.modules, "sklearn.exceptions")
     with pytest.raises(NotFittedError) as info:
         LogisticRegression().predict(X)
     assert type(info.value) is NotFittedError
+    with pytest.warns(DataConversionWarning) as caught:
+        LogisticRegression().fit(X, y[:, None])
+    assert type(caught[0].message) is DataConversionWarning
 
 
 def test_a_column_vector_y_warns_and_is_used_as_its_column() -> None:
