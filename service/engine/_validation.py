@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+
+from .exceptions import data_conversion_warning
 
 
 def preview(values: Any, limit: int = 10) -> str:
@@ -31,7 +34,10 @@ def feature_names_of(X: Any) -> NDArray[np.object_] | None:
 
 def check_X(X: Any, *, name: str = "X") -> Any:
     """A finite, non-empty 2-D float64 array (no copy when ``X`` already is one); a scipy.sparse matrix or array
-    of any format becomes CSR float64 in canonical form (no copy when it already is one)."""
+    of any format becomes CSR float64 in canonical form (no copy when it already is one).
+
+    Values that are not numbers are a ``ValueError`` when numpy cannot parse them (text such as ``"seven"``) and a
+    ``TypeError`` when they are not numbers nor text at all (``None``, a dict), as in scikit-learn."""
     if sp.issparse(X):
         return _check_sparse(X, name)
     if getattr(X, "dtype", None) is not None and np.dtype(X.dtype).kind == "c":
@@ -40,7 +46,9 @@ def check_X(X: Any, *, name: str = "X") -> Any:
         X = X.to_numpy()
     try:
         arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        raise TypeError(f"{name} must contain only numbers (ints, floats or bools): {exc}") from None
+    except ValueError as exc:
         raise ValueError(f"{name} must contain only numbers (ints, floats or bools): {exc}") from None
     _check_shape(arr.shape, name)
     finite = np.isfinite(arr)
@@ -57,7 +65,8 @@ def _complex(name: str, dtype: Any) -> ValueError:
 
 def _check_shape(shape: tuple[int, ...], name: str) -> None:
     if len(shape) != 2:
-        hint = " Reshape a single feature with X.reshape(-1, 1) or a single sample with X.reshape(1, -1)."
+        hint = (" Reshape your data: X.reshape(-1, 1) if it holds a single feature, X.reshape(1, -1) if it is a "
+                "single sample.")
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, n_features), got a {len(shape)}-D array of "
             f"shape {shape}.{hint if len(shape) == 1 else ''}"
@@ -65,7 +74,7 @@ def _check_shape(shape: tuple[int, ...], name: str) -> None:
     if shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 samples (shape {shape}); at least 1 is required")
     if shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {shape}); at least 1 is required")
+        raise ValueError(f"{name} has 0 feature(s) (shape={shape}) while a minimum of 1 is required.")
 
 
 def _not_finite(values: NDArray[np.float64], bad_rows: NDArray[np.bool_], name: str) -> ValueError:
@@ -97,10 +106,27 @@ def _check_sparse(X: Any, name: str) -> Any:
     return X
 
 
-def check_y(y: Any, n_samples: int) -> NDArray[Any]:
-    """A 1-D label array of length ``n_samples`` with no missing values."""
+def check_y(
+    y: Any, n_samples: int, *, estimator: str = "this estimator", conversions: list[str] | None = None
+) -> NDArray[Any]:
+    """A 1-D label array of length ``n_samples`` with no missing values. A column vector ``(n_samples, 1)`` is
+    taken as its column; with ``conversions`` (a fit's list of warning messages) that is a
+    :class:`~.exceptions.DataConversionWarning`, also appended there."""
+    if y is None:
+        raise ValueError(
+            f"{estimator} requires y to be passed, but the target y is None: give one class label per row of X"
+        )
     arr = np.asarray(y)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: y has dtype {arr.dtype}; labels are ints, bools or strings")
     if arr.ndim == 2 and arr.shape[1] == 1:
+        if conversions is not None:
+            message = (
+                f"A column-vector y was passed when a 1d array was expected: y of shape {arr.shape} is used as "
+                f"its {arr.shape[0]} labels; pass y.ravel() (shape (n_samples,)) to avoid this warning"
+            )
+            conversions.append(message)
+            warnings.warn(data_conversion_warning(message), stacklevel=3)
         arr = arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"y must be a 1-D array of labels, got shape {arr.shape}")
@@ -113,6 +139,20 @@ def check_y(y: Any, n_samples: int) -> NDArray[Any]:
         if missing.any():
             raise ValueError(f"y contains missing labels (None/NaN) at rows {_rows(missing)}")
     return arr
+
+
+def check_class_labels(y: NDArray[Any]) -> None:
+    """Refuse a continuous target, as scikit-learn's classifiers do: floats that are not all integral (``0.0``
+    and ``1.0`` are labels; ``0.37`` is a measurement, not a class)."""
+    if y.dtype.kind != "f":
+        return
+    fractional = y != np.floor(y)
+    if fractional.any():
+        raise ValueError(
+            f"Unknown label type: continuous. y holds non-integral floats such as {preview(y[fractional], 5)}; "
+            "a classifier needs discrete class labels (ints, bools, strings, or integral floats such as 0.0 "
+            "and 1.0): bin or round a continuous target first"
+        )
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> NDArray[np.float64]:
@@ -129,5 +169,5 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> NDArray[np.float6
     if (sw < 0).any():
         raise ValueError(f"sample_weight must be non-negative; negative at rows {_rows(sw < 0)}")
     if sw.sum() <= 0:
-        raise ValueError("sample_weight sums to 0: at least one sample must carry weight")
+        raise ValueError("sample_weight sums to 0 (every weight is zero): at least one sample must carry weight")
     return sw

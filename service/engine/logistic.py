@@ -14,8 +14,8 @@ from ._base import ParamsMixin
 from ._loss import Array, LinearLoss, log1pexp, log_softmax
 from ._minibatch import MINIBATCH_SOLVERS, Schedule, minibatch
 from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
-from ._validation import check_sample_weight, check_X, check_y, feature_names_of
-from .exceptions import ConvergenceWarning, NotFittedError
+from ._validation import check_class_labels, check_sample_weight, check_X, check_y, feature_names_of
+from .exceptions import ConvergenceWarning, not_fitted_error
 from .params import SOLVERS, check_params
 
 #: Budgets when ``max_iter=None``: iterations for full-batch solvers, epochs for mini-batch ones.
@@ -39,11 +39,20 @@ _PRESOLVE_ROWS = 20000
 _PRECONDITION_MAX_FEATURES = 1024
 
 
-def column_stats(X: Any) -> tuple[Array, Array]:
+def column_stats(X: Any, weights: Array | None = None) -> tuple[Array, Array]:
     """Mean and population standard deviation per column, in row chunks (no full-size temporary); on a
-    scipy.sparse CSR matrix from its stored entries (see :func:`_sparse_column_stats`)."""
+    scipy.sparse CSR matrix from its stored entries (see :func:`_sparse_column_stats`).
+
+    With ``weights`` (one non-negative weight per row, with a positive sum), the weighted mean and the weighted
+    population deviation ``sqrt(sum_i w_i (x_i - mean)^2 / sum_i w_i)``: an integer weight counts as that many
+    copies of the row, and a zero weight as no row at all. Equal weights give exactly the unweighted statistics
+    (the same computation, so the same bits)."""
+    if weights is not None and (weights.shape[0] == 0 or np.all(weights == weights[0])):
+        weights = None
     if sp.issparse(X):
-        return _sparse_column_stats(X)
+        return _sparse_column_stats(X, weights)
+    if weights is not None:
+        return _weighted_column_stats(X, weights)
     mean = X.sum(axis=0) / X.shape[0]
     sq = np.zeros(X.shape[1])
     for start in range(0, X.shape[0], _CHUNK):
@@ -52,10 +61,25 @@ def column_stats(X: Any) -> tuple[Array, Array]:
     return mean, np.sqrt(sq / X.shape[0])
 
 
-def _sparse_column_stats(X: Any) -> tuple[Array, Array]:
+def _weighted_column_stats(X: Array, weights: Array) -> tuple[Array, Array]:
+    """:func:`column_stats` of a dense ``X`` with row weights: two passes, the second over row chunks."""
+    total = float(weights.sum())
+    mean = (weights @ X) / total
+    sq = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], _CHUNK):
+        diff = X[start : start + _CHUNK] - mean
+        sq += np.einsum("ij,ij,i->j", diff, diff, weights[start : start + _CHUNK])
+    return mean, np.sqrt(sq / total)
+
+
+def _sparse_column_stats(X: Any, weights: Array | None = None) -> tuple[Array, Array]:
     """:func:`column_stats` of a CSR matrix without densifying it: per-column sums of the stored entries, then
     of their squared deviations from the mean, in chunks of ``_SPARSE_CHUNK`` entries (each column's implicit
-    zeros add ``(n - stored) * mean**2``). Two passes, like the dense computation, so no cancellation."""
+    zeros add ``(n - stored) * mean**2``). Two passes, like the dense computation, so no cancellation. With
+    ``weights``, the chunks are blocks of whole rows (each entry takes its row's weight) and the implicit zeros
+    add ``(total weight - weight of the rows storing an entry) * mean**2``."""
+    if weights is not None:
+        return _weighted_sparse_column_stats(X, weights)
     n, d = X.shape
     data, indices = X.data, X.indices
     total = np.zeros(d)
@@ -74,6 +98,40 @@ def _sparse_column_stats(X: Any) -> tuple[Array, Array]:
         stored += np.bincount(cols, minlength=d)
     sq += (n - stored) * mean**2
     return mean, np.sqrt(sq / n)
+
+
+def _sparse_row_blocks(X: Any) -> list[tuple[int, int]]:
+    """Row ranges ``(a, b)`` of a CSR matrix holding about ``_SPARSE_CHUNK`` stored entries each."""
+    n = X.shape[0]
+    rows = max(1, _SPARSE_CHUNK * n // max(int(X.indptr[-1]), 1))
+    return [(a, min(a + rows, n)) for a in range(0, n, rows)]
+
+
+def _weighted_sparse_column_stats(X: Any, weights: Array) -> tuple[Array, Array]:
+    """The weighted :func:`_sparse_column_stats`: the same two passes, each entry weighted by its row's weight."""
+    d = X.shape[1]
+    data, indices, indptr = X.data, X.indices, X.indptr
+    blocks = _sparse_row_blocks(X)
+    total_weight = float(weights.sum())
+    total = np.zeros(d)
+    for a, b in blocks:
+        lo, hi = indptr[a], indptr[b]
+        w = np.repeat(weights[a:b], np.diff(indptr[a : b + 1]))
+        total += np.bincount(indices[lo:hi], weights=data[lo:hi] * w, minlength=d)
+    mean = total / total_weight
+    sq = np.zeros(d)
+    stored = np.zeros(d)
+    for a, b in blocks:
+        lo, hi = indptr[a], indptr[b]
+        w = np.repeat(weights[a:b], np.diff(indptr[a : b + 1]))
+        cols = indices[lo:hi]
+        diff = data[lo:hi] - mean[cols]
+        diff *= diff
+        diff *= w
+        sq += np.bincount(cols, weights=diff, minlength=d)
+        stored += np.bincount(cols, weights=w, minlength=d)
+    sq += np.maximum(total_weight - stored, 0.0) * mean**2
+    return mean, np.sqrt(sq / total_weight)
 
 
 class LogisticRegression(ParamsMixin):
@@ -108,7 +166,9 @@ class LogisticRegression(ParamsMixin):
         ``None`` picks :data:`DEFAULT_TOL`.
     fit_intercept : bool
     standardize : bool
-        Learn each feature's mean and scale and apply them inside the model. ``coef_`` is always in the
+        Learn each feature's mean and scale and apply them inside the model: the mean and population standard
+        deviation weighted by ``sample_weight`` (not by the class weights), so an integer weight counts as that
+        many copies of the row, there too. ``coef_`` is always in the
         original feature units; ``standardized_coef_`` holds the coefficients the penalty sees. A
         scipy.sparse ``X`` is scaled by the same (population) deviation but not centered, so it stays
         sparse (scikit-learn's ``StandardScaler(with_mean=False)``): ``mean_`` is then zeros. With an
@@ -201,7 +261,7 @@ class LogisticRegression(ParamsMixin):
             estimator_type="classifier",
             target_tags=TargetTags(required=True),
             classifier_tags=ClassifierTags(),
-            input_tags=InputTags(),
+            input_tags=InputTags(sparse=True),  # scipy.sparse X of any format, used as CSR
         )
 
     # -- hyperparameter checks ------------------------------------------------------------------------
@@ -246,7 +306,9 @@ class LogisticRegression(ParamsMixin):
         self._check_params()
         names = feature_names_of(X)
         X = check_X(X)
-        y = check_y(y, X.shape[0])
+        conversions: list[str] = []
+        y = check_y(y, X.shape[0], estimator=type(self).__name__, conversions=conversions)
+        check_class_labels(y)
         sw = check_sample_weight(sample_weight, X.shape[0])
         try:
             classes, y_enc = np.unique(y, return_inverse=True)
@@ -255,7 +317,8 @@ class LogisticRegression(ParamsMixin):
             raise ValueError(f"y mixes label types {kinds}; use labels of one type") from None
         if classes.shape[0] < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); logistic regression needs at least 2 classes"
+                f"y holds a single class ({self._label_key(classes[0])!r}): logistic regression needs at least 2 "
+                "classes, got 1 class"
             )
         previous = self._warm_start_coef(X.shape[1], classes)
         self.classes_ = classes
@@ -264,22 +327,11 @@ class LogisticRegression(ParamsMixin):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        weights = self._class_weights(y_enc, sw)[y_enc]
-        weights *= sw
-        del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
-        total = float(weights.sum())
-        if total <= 0:
-            raise ValueError("the sample and class weights sum to 0: at least one sample must carry weight")
-        if self.alpha is not None:
-            alpha = float(self.alpha)
-        else:
-            alpha = 1.0 / ((1.0 if self.C is None else float(self.C)) * total)
-        if self.penalty == "none":
-            alpha = 0.0
-        l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
         sparse = sp.issparse(X)
         if self.standardize:
-            mean, scale = column_stats(X)
+            # weighted by the sample weights (not the class weights): a row of weight 2 counts as two rows, one
+            # of weight 0 as none, so the standardization is that of the data the weights stand for
+            mean, scale = column_stats(X, sw)
             scale[scale == 0.0] = 1.0
             if not self.fit_intercept or sparse:
                 # Sparse data is scaled, not centered (scikit-learn's StandardScaler(with_mean=False)): with an
@@ -288,6 +340,22 @@ class LogisticRegression(ParamsMixin):
                 mean = np.zeros_like(mean)
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        weights = self._class_weights(y_enc, sw)[y_enc]
+        weights *= sw
+        del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError(
+                "the sample and class weights sum to 0 (every row's weight is zero): at least one sample must carry "
+                "weight"
+            )
+        if self.alpha is not None:
+            alpha = float(self.alpha)
+        else:
+            alpha = 1.0 / ((1.0 if self.C is None else float(self.C)) * total)
+        if self.penalty == "none":
+            alpha = 0.0
+        l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
         loss = LinearLoss(
             X,
             y_enc.astype(np.intp, copy=False),
@@ -312,7 +380,7 @@ class LogisticRegression(ParamsMixin):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.loss_history_ = [float(v) for v in result.loss_history]
-        self.fit_warnings_: list[str] = []
+        self.fit_warnings_: list[str] = conversions
         if not result.converged and not result.stopped:
             message = (
                 f"solver {self.solver!r} did not converge in {result.n_iter} "
@@ -421,7 +489,7 @@ class LogisticRegression(ParamsMixin):
     # -- prediction -----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
-            raise NotFittedError(
+            raise not_fitted_error(
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) before predicting"
             )
 
@@ -430,7 +498,8 @@ class LogisticRegression(ParamsMixin):
         X = check_X(X)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but this model was fitted with {self.n_features_in_} features"
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_} "
+                "features as input, the number it was fitted with"
             )
         return X
 
@@ -471,7 +540,7 @@ class LogisticRegression(ParamsMixin):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy of ``predict(X)`` against ``y`` (weighted when ``sample_weight`` is given)."""
-        y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X))
+        y = check_y(y, np.shape(X)[0] if hasattr(X, "shape") else len(X), estimator=type(self).__name__)
         sw = check_sample_weight(sample_weight, y.shape[0])
         return float(np.average(self.predict(X) == y, weights=sw))
 

@@ -194,6 +194,36 @@ def test_column_stats_of_csr_equal_the_dense_computation(chunk: int, monkeypatch
     assert np.all(std[-3:] == 0.0) and np.all(mean[-3:] == 0.0)
 
 
+@pytest.mark.parametrize("chunk", [7, 2**18])
+def test_weighted_column_stats_of_csr_equal_the_dense_ones_and_those_of_repeated_rows(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weighted mean and population deviation, computed in blocks of rows on CSR: equal to the dense weighted
+    computation, and with integer weights to the unweighted statistics of the repeated rows (zero weight: the
+    row is left out)."""
+    monkeypatch.setattr(logistic, "_SPARSE_CHUNK", chunk)  # several row blocks, the last one short
+    X, _ = sparse_data(2, n=300, d=12, density=0.3)
+    X = X.copy()
+    X.data += 1e4  # a large mean next to the spread: the two-pass computation must not cancel
+    X.data[::5] = 0.0
+    counts = np.random.default_rng(3).integers(0, 4, size=X.shape[0]).astype(float)
+    repeated = X.toarray().repeat(counts.astype(int), axis=0)
+    mean, std = column_stats(X, counts)
+    for other in (column_stats(X.toarray(), counts), column_stats(repeated), column_stats(sp.csr_array(repeated))):
+        np.testing.assert_allclose(mean, other[0], rtol=1e-12, atol=0)
+        np.testing.assert_allclose(std, other[1], rtol=1e-10, atol=0)
+    assert np.all(std[-3:] == 0.0) and np.all(mean[-3:] == 0.0)
+
+
+def test_equal_weights_give_the_unweighted_column_stats_bit_for_bit() -> None:
+    X, _ = sparse_data(2, n=200, d=10, density=0.3)
+    for data in (X, X.toarray()):
+        plain = column_stats(data)
+        for weights in (np.ones(X.shape[0]), np.full(X.shape[0], 2.5)):
+            mean, std = column_stats(data, weights)
+            assert np.array_equal(mean, plain[0]) and np.array_equal(std, plain[1])
+
+
 def loss_pair(
     n_classes: int, fmt: str, *, centered: bool, fit_intercept: bool = True
 ) -> tuple[LinearLoss, LinearLoss]:
