@@ -138,7 +138,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     app.add_middleware(ScoringFastPath, services=services, routes=prediction.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes,
                        idle_seconds=settings.body_idle_seconds, max_open_bodies=settings.max_open_bodies,
-                       max_bytes_in_flight=settings.max_body_bytes_in_flight)
+                       max_bytes_in_flight=settings.max_body_bytes_in_flight,
+                       min_bytes_per_second=settings.body_min_bytes_per_second)
     app.add_middleware(ResponseCompression, minimum_size=settings.compress_min_bytes)
     app.add_middleware(RequestGuard, allowed_hosts=settings.host_names(), allowed_origins=settings.origin_list())
     app.add_middleware(RequestObserver, monitoring=monitoring)

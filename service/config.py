@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         "previous answer); the connection is closed beyond it.")
     body_idle_seconds: float = Field(
         15.0, gt=0, description="Longest pause while a request body streams in; 408 beyond it.")
+    body_min_bytes_per_second: float = Field(
+        1024.0, ge=0, description="Slowest average rate a request body may arrive at, once it has taken "
+        "LOGREG_BODY_IDLE_SECONDS; 408 below it (0: no rate limit).")
     max_open_bodies: int = Field(
         64, ge=1, description="Request bodies one worker reads at once (uploads spooled to disk aside); 503 with "
         "Retry-After beyond, so stalled senders cannot hold the worker's connections.")

@@ -3,7 +3,8 @@
 uvicorn closes idle keep-alive connections, but a connection that sends half a request line or header and then
 waits is kept open for as long as the client likes: a few hundred of them hold the worker's connections
 (slowloris). This protocol gives every request's headers ``LOGREG_HEADER_TIMEOUT_SECONDS`` from the moment
-the connection opens or the previous response ends, then closes the connection. Bodies have their own limit
+the connection opens or the previous answer is complete (never while a request is being answered, however
+long that takes), then closes the connection. Bodies have their own limit
 (:mod:`service.api.middleware.body_limit`).
 """
 
@@ -48,9 +49,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_headers_complete()
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._arm()  # the next request on this connection gets its own time
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request on this connection gets its own time, from the end of this answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -27,6 +27,7 @@ threshold of 0 or 1, or an isotonic map that never reaches it, or always does).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -286,4 +287,19 @@ async def explain_off_loop(loaded: LoadedModel, X: NDArray[np.float64], predicte
     """:func:`explain_loaded` in a worker thread, after checking its size: explanations of large batches take
     seconds, and the event loop keeps serving meanwhile."""
     check_explain_size(X.shape[0], len(loaded.metadata.feature_names), len(loaded.model.classes_))
-    return await asyncio.to_thread(explain_loaded, loaded, X, predicted, threshold)
+    async with _one_at_a_time():
+        return await asyncio.to_thread(explain_loaded, loaded, X, predicted, threshold)
+
+
+#: One semaphore per event loop (a worker has one; tests start several).
+_EXPLAINING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _one_at_a_time() -> asyncio.Semaphore:
+    """Explanations run one at a time per worker (each may hold MAX_EXPLAIN_VALUES values and their answer):
+    a flood of them queues instead of multiplying the worker's memory."""
+    loop = asyncio.get_running_loop()
+    semaphore = _EXPLAINING.get(loop)
+    if semaphore is None:
+        semaphore = _EXPLAINING[loop] = asyncio.Semaphore(1)
+    return semaphore

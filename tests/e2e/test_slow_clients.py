@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from .conftest import Server, start_server, stop_server
@@ -115,4 +116,36 @@ def test_bodies_in_flight_are_bounded_in_bytes(tmp_path: Path) -> None:
     finally:
         for sock in socks:
             sock.close()
+        stop_server(srv)
+
+
+def test_a_body_trickling_in_is_a_408_and_a_long_answer_is_never_cut(tmp_path: Path) -> None:
+    """A byte every half second keeps each pause short but the rate far too low: 408 once the idle time has
+    passed. And the header timer starts after an answer, not while one is being computed."""
+    srv = start_server(tmp_path / "store", tmp_path / "server.log", env={
+        "LOGREG_BODY_IDLE_SECONDS": "1", "LOGREG_HEADER_TIMEOUT_SECONDS": "1"})
+    host = srv.url.removeprefix("http://")
+    try:
+        sock = _connect(srv)
+        sock.sendall(f"POST /predict_proba HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 100\r\n\r\n".encode())
+        answer = b""
+        sock.settimeout(0.5)
+        for _ in range(12):  # bounded: at most 6 s of trickling
+            with contextlib.suppress(OSError):
+                sock.sendall(b" ")
+            with contextlib.suppress(TimeoutError):
+                answer += sock.recv(4096)
+            if answer:
+                break
+        assert answer.startswith(b"HTTP/1.1 408") and b"LOGREG_BODY_MIN_BYTES_PER_SECOND" in answer, answer[:300]
+        sock.close()
+        # a training that takes longer than the header timeout is answered, not cut
+        rows = [[float(i % 7), float(i % 5)] for i in range(4000)]
+        body = {"model": "slow", "features": rows, "labels": [i % 2 for i in range(4000)],
+                "params": {"solver": "sgd", "batch_size": 1, "max_iter": 150, "tol": 0}}
+        resp = httpx.post(f"{srv.url}/train", json=body, timeout=60)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["duration_seconds"] > 1.0
+    finally:
         stop_server(srv)

@@ -4,7 +4,8 @@ compressed body that inflates past the limit (a gzip bomb) is refused once the l
 in full. Multipart training uploads (spooled to disk by the route) have their own, larger limit.
 
 Against senders that stall or hold many bodies open (the uploads aside, which are spooled to disk): a body
-that pauses longer than ``LOGREG_BODY_IDLE_SECONDS`` is a 408; a worker reads at most
+that pauses longer than ``LOGREG_BODY_IDLE_SECONDS``, or that arrives slower than
+``LOGREG_BODY_MIN_BYTES_PER_SECOND`` on average once that long has passed, is a 408; a worker reads at most
 ``LOGREG_MAX_OPEN_BODIES`` bodies at once, holding at most ``LOGREG_MAX_BODY_BYTES_IN_FLIGHT`` bytes of them,
 and answers 503 with ``Retry-After`` beyond either. Headers have their own limit (:mod:`service.api.protocol`).
 
@@ -14,6 +15,7 @@ Refusals answer in the error shape of the path's dialect (:func:`service.api.err
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 
 from starlette.exceptions import HTTPException
@@ -37,13 +39,14 @@ class BodySizeLimit:
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int | None = None,
                  idle_seconds: float | None = None, max_open_bodies: int | None = None,
-                 max_bytes_in_flight: int | None = None) -> None:
+                 max_bytes_in_flight: int | None = None, min_bytes_per_second: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes if max_upload_bytes is not None else max_bytes
         self.idle_seconds = idle_seconds
         self.max_open_bodies = max_open_bodies
         self.max_bytes_in_flight = max_bytes_in_flight
+        self.min_bytes_per_second = min_bytes_per_second
         self.open_bodies = 0  # bodies this worker is reading now (uploads spooled to disk aside)
         self.bytes_in_flight = 0  # what those bodies have delivered so far
 
@@ -99,6 +102,7 @@ class BodySizeLimit:
         reading = has_body
 
         held = 0  # this body's bytes counted in bytes_in_flight
+        started_at = time.monotonic()
 
         def release() -> None:
             nonlocal counted, held
@@ -122,6 +126,12 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 size = len(message.get("body", b""))
                 received += size
+                elapsed = time.monotonic() - started_at
+                if (reading and self.min_bytes_per_second and self.idle_seconds is not None
+                        and elapsed > self.idle_seconds and received < self.min_bytes_per_second * elapsed):
+                    raise _RefusedError(RequestTimeoutError(
+                        f"the request body arrives at {received / elapsed:.0f} bytes/s, slower than "
+                        f"{self.min_bytes_per_second:g} (LOGREG_BODY_MIN_BYTES_PER_SECOND)"))
                 if received > limit:
                     raise _RefusedError(_too_large(limit, setting, encoding=encoding))
                 if counted and self.max_bytes_in_flight is not None:
