@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/serve.py --rounds 5
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/mixed.py
+	$(BIN)/python benchmarks/abuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
