@@ -404,8 +404,8 @@ def _error_of_response(response: httpx.Response) -> LogregAPIError:
         return error_for(response.status_code, "http_error", text, retry_after=retry_after)
 
 
-def _error_of_job(job: Job) -> LogregAPIError:
-    """The exception a job that ended without a report stands for."""
+def job_error(job: Job) -> LogregAPIError:
+    """The exception a job that ended without a report (failed or cancelled) stands for."""
     err = job.get("error") or {}
     kind = err.get("type") or ("cancelled" if job["state"] == "cancelled" else "error")
     message = err.get("message") or f"job {job['id']} {job['state']}"
@@ -731,7 +731,7 @@ class _Calls:
         """Wait for a job and return its training report; a failed or cancelled job raises its error."""
         job = yield from self._wait(job_id, timeout, 1.0, progress)
         if job["state"] != "succeeded" or job["result"] is None:
-            raise _error_of_job(job)
+            raise job_error(job)
         return job["result"]
 
     # -- serving ------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_a_cell_that_is_not_a_number_is_a_clear_error(store: Path, tmp_path: Pat
     cells[header.index("mean_radius")] = "n/a"
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join([lines[0], ",".join(cells)]) + "\n")
-    assert cli.main(["predict", str(bad), "--model", "bc", "--store", str(store)]) == 2
+    assert cli.main(["predict", str(bad), "--model", "bc", "--store", str(store)]) == cli.INVALID
     assert "line 2, column 'mean_radius': 'n/a' is not a number" in capsys.readouterr().err
 
 
@@ -49,7 +49,7 @@ def test_the_cli_refuses_a_version_whose_metadata_does_not_fit(store: Path, caps
     meta = json.loads(path.read_text())
     meta["feature_names"] = "mean_radius"  # not a list: the record's schema refuses it
     path.write_text(json.dumps(meta))
-    assert cli.main(["predict", str(EXAMPLE), "--model", "bc", "--store", str(store)]) == 2
+    assert cli.main(["predict", str(EXAMPLE), "--model", "bc", "--store", str(store)]) == cli.OTHER
     err = capsys.readouterr().err
     assert "metadata of model 'bc' version 1" in err and "feature_names" in err
 
