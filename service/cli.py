@@ -482,6 +482,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return _train_remote(args, client, params, encoding)
     if args.no_wait:
         raise UsageError("--no-wait starts a background job in a running service: give --url")
+    _check_exists(args.source)
     settings = Settings()
     files = open_files(args.source, args.format, roots=None, s3_endpoint_url=settings.s3_endpoint_url)
     bar = _progress_bar(args)
@@ -545,6 +546,7 @@ def _upload(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
     """The local CSV file to upload (with ``--features``: a copy with those columns and the target only)."""
     path = Path(args.source)
     if not path.is_file():
+        _check_exists(args.source)
         raise UsageError(f"{args.source!r} is not a file here: a running service is sent one local CSV file, or "
                          "reads a table itself from an s3:// URI or a file:// path on the server (a directory, a "
                          "glob or Parquet parts)")
@@ -566,6 +568,12 @@ def _upload(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
         out.writerow(wanted)
         out.writerows([row[i] if i < len(row) else "" for i in index] for row in rows)
     return copy
+
+
+def _check_exists(source: str) -> None:
+    """A local path (not a URI, not a glob) that does not exist is not found (exit 3), not invalid input."""
+    if "://" not in source and not set(source) & set("*?[") and not Path(source).exists():
+        raise NotFoundError(f"no file or directory at {source!r}")
 
 
 def _suffix_format(path: Path) -> str | None:
@@ -745,6 +753,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         with client:
             return _predict_remote(args, client)
     loaded = _registry(args).load(args.model, args.version)
+    _check_exists(args.file)
     files = open_files(args.file, args.format, roots=None, s3_endpoint_url=Settings().s3_endpoint_url)
     X = read_table(files, target=None, features=loaded.metadata.feature_names, ignore_extra=True,
                    columns=model_columns(loaded)).X
@@ -798,10 +807,9 @@ def _predict_remote(args: argparse.Namespace, client: remote.LogregClient) -> in
 def _feature_batches(path: Path, fmt: str | None, names: Sequence[str], size: int) -> Iterator[bytes]:
     """The model's columns of a local CSV or Parquet file, ``size`` rows at a time, as CSV with a header row."""
     if not path.is_file():
-        if "://" in str(path) or not path.exists():
-            raise UsageError(f"{str(path)!r} is not a file here: with --url, predict reads one local CSV or Parquet "
-                             "file and sends its rows")
-        raise UsageError(f"{str(path)!r} is a directory: with --url, predict reads one local CSV or Parquet file")
+        _check_exists(str(path))
+        raise UsageError(f"{str(path)!r} is not a local file: with --url, predict reads one local CSV or Parquet "
+                         "file and sends its rows")
     fmt = fmt or _suffix_format(path)
     if fmt == "parquet":
         yield from _parquet_batches(path, names, size)
