@@ -22,18 +22,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from . import client as remote
-from .api.schemas import ThresholdOptimizeRequest
 from .config import ConfigurationError, Settings
-from .data.sources import SUFFIXES, open_files
-from .data.tables import read_labelled_csv, read_table
-from .domain import EncodingParams, TrainParams
 from .errors import (
     BusyError,
     InvalidInputError,
@@ -44,18 +39,17 @@ from .errors import (
     SourceUnavailableError,
     TimeLimitError,
 )
-from .observability.logging import uvicorn_log_config
-from .services import thresholds
-from .services.scoring import model_columns, predict, predict_proba, validation_sample
-from .services.training import TrainingProgress, read_training_table, train_and_store
-from .store.registry import ModelRegistry
+
+# What only some commands need is imported in them, so a command that asks a running service starts quickly.
+if TYPE_CHECKING:
+    from .api.schemas import ThresholdOptimizeRequest
+    from .domain import EncodingParams, TrainParams
+    from .store.registry import ModelRegistry
 
 DEMO_MODEL = "breast-cancer"
 DEMO_TARGET = "diagnosis"
 DEMO_CSV = Path(__file__).resolve().parent.parent / "examples" / "breast_cancer.csv"
 
-#: Hyperparameters a model card leaves out of its human view, as they are the defaults.
-DEFAULT_PARAMS = TrainParams().model_dump()
 #: Exit codes.
 USAGE, NOT_FOUND, INVALID, UNAVAILABLE, OTHER = 2, 3, 4, 5, 1
 
@@ -144,6 +138,8 @@ def _store_path(args: argparse.Namespace) -> Path:
 
 def _registry(args: argparse.Namespace, create: bool = False) -> ModelRegistry:
     """The registry at ``--store`` (default LOGREG_MODEL_STORE); only a training may create its directory."""
+    from .store.registry import ModelRegistry
+
     path = _store_path(args)
     if not create and not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
@@ -240,6 +236,12 @@ def _versions_text(versions: list[dict[str, Any]]) -> str:
                   for v in versions])
 
 
+def _default_params() -> dict[str, Any]:
+    from .domain import TrainParams
+
+    return TrainParams().model_dump()
+
+
 def _card_text(card: dict[str, Any], top: int = 15) -> str:
     names = card.get("feature_names") or []
     head = pairs([
@@ -249,7 +251,7 @@ def _card_text(card: dict[str, Any], top: int = 15) -> str:
         ("samples", f"{card.get('n_samples')} ({card.get('n_train')} training, {card.get('n_validation')} "
                     "validation)"),
         ("converged", f"{_cell(card.get('converged'))} after {card.get('n_iter')} iterations"),
-        ("params", {k: v for k, v in (card.get("params") or {}).items() if DEFAULT_PARAMS.get(k, ...) != v}
+        ("params", {k: v for k, v in (card.get("params") or {}).items() if _default_params().get(k, ...) != v}
          or "defaults"),
         ("threshold", card.get("threshold")), ("aliases", card.get("aliases")),
         ("description", card.get("description")), ("tags", card.get("tags")), ("sha256", card.get("sha256")),
@@ -332,6 +334,10 @@ def _choice_text(out: dict[str, Any]) -> str:
 
 def ensure_demo(registry: ModelRegistry, csv_path: Path = DEMO_CSV) -> dict[str, Any] | None:
     """Train the ``breast-cancer`` demo model when the registry holds no model; return its report."""
+    from .data.tables import read_labelled_csv
+    from .domain import TrainParams
+    from .services.training import train_and_store
+
     if registry.list_models():
         return None
     if not csv_path.is_file():
@@ -348,6 +354,9 @@ def ensure_demo(registry: ModelRegistry, csv_path: Path = DEMO_CSV) -> dict[str,
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from .observability.logging import uvicorn_log_config
+    from .store.registry import ModelRegistry
 
     # Flags override the environment; workers are separate processes, so pass settings through it.
     for flag, env in (("host", "HOST"), ("port", "PORT"), ("workers", "WORKERS"), ("store", "MODEL_STORE"),
@@ -394,8 +403,9 @@ def _prepare_prometheus_dir(settings: Settings) -> Path:
     return path
 
 
-class TerminalProgress(TrainingProgress):
-    """A one-line progress bar on stderr: the phase, a bar of bytes read or iterations run, and the time left."""
+class TerminalProgress:
+    """A one-line progress bar on stderr: the phase, a bar of bytes read or iterations run, and the time left.
+    It has the methods of ``service.services.training.TrainingProgress``, which trainings report to."""
 
     WIDTH = 24
 
@@ -420,6 +430,9 @@ class TerminalProgress(TrainingProgress):
     def __call__(self, iteration: int, loss: float) -> None:
         self.info.update(done=iteration, total=self.info.get("max_iter"), loss=loss)
         self._show()
+
+    def check(self) -> None:
+        """Nothing stops a training on the command line but Ctrl-C."""
 
     def close(self) -> None:
         if self.name:
@@ -473,6 +486,8 @@ def _progress_bar(args: argparse.Namespace) -> TerminalProgress | None:
 
 # -- commands -----------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from .domain import EncodingParams, TrainParams
+
     params = _validated(TrainParams, dict(args.param or []), "--param")
     encoding = _validated(EncodingParams, dict(args.encoding or []) | (
         {"categorical": args.categorical} if args.categorical else {}), "--encoding")
@@ -482,6 +497,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             return _train_remote(args, client, params, encoding)
     if args.no_wait:
         raise UsageError("--no-wait starts a background job in a running service: give --url")
+    from .data.sources import open_files
+    from .services.training import TrainingProgress, read_training_table, train_and_store
+
     _check_exists(args.source)
     settings = Settings()
     files = open_files(args.source, args.format, roots=None, s3_endpoint_url=settings.s3_endpoint_url)
@@ -577,6 +595,8 @@ def _check_exists(source: str) -> None:
 
 
 def _suffix_format(path: Path) -> str | None:
+    from .data.sources import SUFFIXES
+
     name = path.name.lower()
     return next((fmt for suffix, fmt in SUFFIXES.items() if name.endswith(suffix)), None)
 
@@ -634,10 +654,12 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         with client:
             stored: dict[str, Any] = dict(client.stored_metrics(args.model, args.version))
     else:
+        from .services.thresholds import stored_calibration
+
         meta = _registry(args).metadata(args.model, args.version)
         stored = {"model": args.model, "version": meta.version, "validation_metrics": meta.validation_metrics,
                   "train_metrics": meta.train_metrics, "n_validation": meta.n_validation,
-                  "calibration": thresholds.stored_calibration(meta), "calibration_step": meta.calibration}
+                  "calibration": stored_calibration(meta), "calibration_step": meta.calibration}
     _emit(args, stored, lambda m: f"{m['model']} version {m['version']}\n\n"
           + _metrics_table(m["train_metrics"], m["validation_metrics"]))
     return 0
@@ -684,6 +706,8 @@ def cmd_threshold_set(args: argparse.Namespace) -> int:
 
 
 def cmd_threshold_optimize(args: argparse.Namespace) -> int:
+    from .api.schemas import ThresholdOptimizeRequest
+
     cost = {k: v for k, v in (("fp", args.cost_fp), ("fn", args.cost_fn)) if v is not None} or None
     request = _validated(ThresholdOptimizeRequest, {"objective": args.objective, "cost": cost, "target": args.target,
                                                     "store": args.save}, "threshold optimize")
@@ -702,6 +726,11 @@ def cmd_threshold_optimize(args: argparse.Namespace) -> int:
 def _optimize_locally(registry: ModelRegistry, model: str, version: int | str | None,
                       request: ThresholdOptimizeRequest) -> dict[str, Any]:
     """``threshold:optimize`` on the stored validation split, as the service computes it."""
+    import numpy as np
+
+    from .services import thresholds
+    from .services.scoring import validation_sample
+
     meta = registry.metadata(model, version)
     classes = meta.classes
     if len(classes) != 2:
@@ -752,6 +781,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if client is not None:
         with client:
             return _predict_remote(args, client)
+    from .data.sources import open_files
+    from .data.tables import read_table
+    from .services.scoring import model_columns, predict, predict_proba
+
     loaded = _registry(args).load(args.model, args.version)
     _check_exists(args.file)
     files = open_files(args.file, args.format, roots=None, s3_endpoint_url=Settings().s3_endpoint_url)
@@ -771,7 +804,7 @@ def _write_predictions(args: argparse.Namespace, classes: list[Any], labels: Seq
             sys.stdout.write(json.dumps({"prediction": label, "probabilities": dict(zip(map(str, classes), row,
                                                                                           strict=True))}) + "\n")
     else:
-        out = csv.writer(sys.stdout)
+        out = csv.writer(sys.stdout, lineterminator="\n")
         if header:
             out.writerow(["prediction", *[f"p_{c}" for c in classes]])
         for label, row in zip(labels, probabilities, strict=True):
@@ -796,7 +829,7 @@ def _predict_remote(args: argparse.Namespace, client: remote.LogregClient) -> in
         if len(classes) == 2:
             labels = [classes[1] if row[1] >= threshold else classes[0] for row in proba]
         else:
-            labels = [classes[int(np.argmax(row))] for row in proba]
+            labels = [classes[max(range(len(row)), key=row.__getitem__)] for row in proba]  # the first of ties
         _write_predictions(args, classes, labels, proba, header=first)
         first = False
     if first:  # no rows: the header alone
