@@ -3,7 +3,8 @@
 
 Output: human tables on a terminal, JSON otherwise or with ``--json`` (``predict`` writes CSV, or JSON
 lines with ``--json``). Exit codes: 0 done, 1 another error (a conflict, a refused API key), 2 a usage
-error, 3 not found, 4 invalid input, 5 the server or the connection failed.
+error, 3 a model, version, alias or job not found, 4 invalid input (a data file that is missing or cannot be
+read too), 5 the server or the connection failed.
 """
 
 from __future__ import annotations
@@ -500,7 +501,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data.sources import open_files
     from .services.training import TrainingProgress, read_training_table, train_and_store
 
-    _check_exists(args.source)
     settings = Settings()
     files = open_files(args.source, args.format, roots=None, s3_endpoint_url=settings.s3_endpoint_url)
     bar = _progress_bar(args)
@@ -589,9 +589,10 @@ def _upload(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
 
 
 def _check_exists(source: str) -> None:
-    """A local path (not a URI, not a glob) that does not exist is not found (exit 3), not invalid input."""
+    """A local path (not a URI, not a glob) that does not exist: invalid input, as the service and the local
+    reader say (exit code 3 is for a model, version, alias or job)."""
     if "://" not in source and not set(source) & set("*?[") and not Path(source).exists():
-        raise NotFoundError(f"no file or directory at {source!r}")
+        raise InvalidInputError(f"no file or directory at {source!r}")
 
 
 def _suffix_format(path: Path) -> str | None:
@@ -786,7 +787,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .services.scoring import model_columns, predict, predict_proba
 
     loaded = _registry(args).load(args.model, args.version)
-    _check_exists(args.file)
     files = open_files(args.file, args.format, roots=None, s3_endpoint_url=Settings().s3_endpoint_url)
     X = read_table(files, target=None, features=loaded.metadata.feature_names, ignore_extra=True,
                    columns=model_columns(loaded)).X

@@ -207,7 +207,7 @@ def test_exit_codes_and_one_line_messages(store: Path, capsys, monkeypatch: pyte
     code, _, err = run(capsys, "jobs", "show", "ab" * 16)
     assert code == cli.USAGE and "needs a running service" in err
     code, _, err = run(capsys, "predict", str(store / "none.csv"), "--model", "bc", *s)
-    assert code == cli.NOT_FOUND and "none.csv" in err
+    assert code == cli.INVALID and "no file or directory at" in err  # as the service answers: 422
     with pytest.raises(SystemExit) as usage:
         cli.main(["predict", str(EXAMPLE), *s])  # no --model
     assert usage.value.code == cli.USAGE
