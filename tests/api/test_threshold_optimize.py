@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+
+from ..support import InProcess
 
 URL = "/models/{name}/versions/{version}/threshold:optimize"
 RESULT_KEYS = {"model", "version", "positive_class", "source", "current_threshold", "objective", "threshold",
@@ -247,25 +248,11 @@ def test_reads_protected_need_a_key_to_compute(make_client, breast_cancer_csv, a
     optimize(client, {"objective": "f1"}, headers=auth)
 
 
-class _InProcess(httpx.BaseTransport):
-    """The Python client (httpx) talking to the app through the TestClient (httpx2), without a socket."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = self.client.request(request.method, str(request.url), content=request.read(),
-                                     headers=dict(request.headers))
-        decoded = [(k, v) for k, v in answer.headers.multi_items()  # the TestClient has decoded the body
-                   if k.lower() not in ("content-encoding", "content-length")]
-        return httpx.Response(answer.status_code, headers=decoded, content=answer.content)
-
-
 def test_the_python_client(served):
     from service.client import LogregAPIError, LogregClient
 
     data = served.data["bc"]
-    with LogregClient("http://localhost", transport=_InProcess(served.client)) as client:
+    with LogregClient("http://localhost", transport=InProcess(served.client)) as client:
         out = client.optimize_threshold("bc", 1, "min_recall", target=0.9)
         assert out["threshold"] == optimize(served.client, {"objective": "min_recall", "target": 0.9})["threshold"]
         posted = client.optimize_threshold("bc", 1, "cost", cost={"fp": 1, "fn": 4}, labels=data.y,

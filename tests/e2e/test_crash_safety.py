@@ -111,7 +111,8 @@ def _training_set(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def _trainer(url: str, cycle: int, tid: int, ledger: Ledger) -> None:
     rng = np.random.default_rng([SEED, cycle, tid])
-    with LogregClient(url, timeout=120) as client:
+    # No retries: a kill shows at once as the connection error it is (a retry would only wait for no server).
+    with LogregClient(url, timeout=120, retries=0) as client:
         for n in range(MAX_TRAININGS_PER_CYCLE):
             model = MODELS[(tid + n) % len(MODELS)]
             X, y = _training_set(rng)
@@ -138,7 +139,7 @@ def _alias_mover(url: str, cycle: int, ledger: Ledger, first_pass: threading.Eve
     """
     rng = random.Random(f"{SEED}-{cycle}-mover")
     try:
-        with LogregClient(url, timeout=120) as client:
+        with LogregClient(url, timeout=120, retries=0) as client:
             for iteration in range(500):
                 for model in MODELS:
                     if not _move_and_prune(client, model, rng, ledger):
@@ -228,7 +229,7 @@ def _check_server(server: Server, ledger: Ledger, listing: dict[str, list[int]])
     """Through the freshly (re)started server: the same versions are listed and each one loads and predicts."""
     leftovers = temp_entries(server.store)
     assert not leftovers, f"start-up cleanup left {leftovers}"
-    with LogregClient(server.url, timeout=120) as client:
+    with LogregClient(server.url, timeout=120, retries=0) as client:
         models = client.models()
         for entry in models:
             assert NAME_RE.fullmatch(entry["name"]) and not entry["name"].startswith("."), entry

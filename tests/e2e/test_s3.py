@@ -325,11 +325,11 @@ def test_cli_trains_from_s3_and_the_model_predicts(moto: Moto, tmp_path: Path) -
     assert (labels == moto.y).mean() > 0.8
 
 
-def test_cli_missing_key_exits_2_with_one_line(moto: Moto, tmp_path: Path) -> None:
+def test_cli_missing_key_exits_4_with_one_line(moto: Moto, tmp_path: Path) -> None:
     uri = f"s3://{BUCKET}/missing.parquet"
     result = _logreg(moto, "train", uri, "--target", "y", "--model", "cli", "--store", str(tmp_path / "store"),
                      "--quiet")
-    assert result.returncode == 2
+    assert result.returncode == 4  # invalid input, as the service's 422
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
