@@ -685,7 +685,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         with client:
             card = _remote_card(client, args.model, args.version)
     else:
-        card = _registry(args).metadata(args.model, args.version).card()
+        card = _registry(args).metadata(args.model, args.version, full=True).card()
     _emit(args, card, _card_text)
     return 0
 
@@ -773,7 +773,7 @@ def _optimize_locally(registry: ModelRegistry, model: str, version: int | str | 
     from .services import thresholds
     from .services.scoring import validation_sample
 
-    meta = registry.metadata(model, version)
+    meta = registry.metadata(model, version, full=True)  # with the validation sample of the side file
     classes = meta.classes
     if len(classes) != 2:
         raise InvalidInputError(f"a decision threshold applies to binary models only; {model!r} has {len(classes)} "

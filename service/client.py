@@ -219,6 +219,8 @@ class ModelCard(TypedDict, total=False):
     created_at: str
     sha256: str
     artefact: str
+    checksum: str | None
+    signature: str | None
     classes: list[Label]
     feature_names: list[str]
     model: str | None
@@ -245,6 +247,7 @@ class ModelCard(TypedDict, total=False):
     alpha: float | None
     standardization: dict[str, list[float]] | None
     encoding: dict[str, Any] | None
+    validation_sample_rows: int | None
     aliases: list[str]
     threshold: float | None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from service import cli
+from tests.support import LOCAL_URL
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer.csv"
 
@@ -156,7 +157,7 @@ def test_threshold_optimize_on_a_store_is_the_services_answer(store: Path, capsy
     assert code == 0
     local = json.loads(out)
     assert local["stored"] is True
-    with TestClient(create_app(Settings(model_store=store))) as client:
+    with TestClient(create_app(Settings(model_store=store)), base_url=LOCAL_URL) as client:
         served = client.post("/models/bc/versions/1/threshold:optimize",
                              json={"objective": "cost", "cost": {"fn": 5}}).json()
     assert {k: v for k, v in local.items() if k not in ("stored", "current_threshold", "metrics")} == \
