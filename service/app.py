@@ -121,6 +121,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served with the package's own copies of their assets: routes/docs.py
+        redoc_url=None,
         openapi_tags=[
             {"name": "training", "description": "Fit new model versions, now or as background jobs."},
             {"name": "prediction", "description": "Score rows and evaluate versions."},
