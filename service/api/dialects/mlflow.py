@@ -25,7 +25,7 @@ from ...errors import InvalidInputError
 from ...services.scoring import model_columns
 from ...store.registry import ModelRegistry
 from ..deps import RegistryDep, ScorerDep, SettingsDep, log_fields, route_path
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from ..security import ReadAccess
 
@@ -158,7 +158,7 @@ DOCUMENTED_BODIES.add(MlflowRequest)
     "with `output=predict_proba` the class probabilities (columns in the order of the model's classes). Columns "
     "are matched by name when named; unnamed rows are in the model's feature order.",
     response_model=MlflowResponse,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*KEYED, *REGISTRY, *BODY),
     dependencies=ReadAccess,
     openapi_extra=_MLFLOW_BODY,
 )
@@ -203,21 +203,23 @@ class MlflowPing(BaseModel):
     status: str
 
 
-@router.get("/ping", summary="Ping (MLflow)", response_model=MlflowPing, responses={503: ERROR_RESPONSES[503]},
+@router.get("/ping", summary="Ping (MLflow)", response_model=MlflowPing, responses=error_responses(503),
             description="MLflow's liveness/readiness probe: 200 when the registry is readable, else 503.")
 async def ping(registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.check)
     return json_response({"status": "ok"})
 
 
-@router.get("/health", summary="Health (MLflow)", response_model=MlflowPing, responses={503: ERROR_RESPONSES[503]},
+@router.get("/health", summary="Health (MLflow)", response_model=MlflowPing, responses=error_responses(503),
             description="The same as `/ping`, MLflow's other probe path.")
 async def health(registry: RegistryDep) -> Response:
     return await ping(registry)
 
 
-@router.get("/version", summary="Version (MLflow)", response_class=PlainTextResponse,
-            responses={k: ERROR_RESPONSES[k] for k in (401, 403)}, dependencies=ReadAccess,
+@router.get("/version", summary="Version (MLflow)", response_class=Response,
+            responses={200: {"description": "The version.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                       **error_responses(*KEYED)},  # errors: JSON, as everywhere
+            dependencies=ReadAccess,
             description="The server's version as plain text, like MLflow's `/version`.")
 async def version_text() -> PlainTextResponse:
     return PlainTextResponse(__version__)

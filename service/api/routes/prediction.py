@@ -15,9 +15,17 @@ from ...services.scoring import LoadedModel, Scorer, decision_threshold, model_c
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
-from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, PredictResponse, VersionRef
+from ..schemas import (
+    EvaluationResponse,
+    MetricsRequest,
+    PredictProbaResponse,
+    PredictRequest,
+    PredictResponse,
+    StoredMetricsResponse,
+    VersionRef,
+)
 from ..security import ReadAccess
 
 router = APIRouter(tags=["prediction"], dependencies=ReadAccess)
@@ -44,6 +52,8 @@ ExplainQuery = Annotated[
           f"feature that flips the decision at the threshold in use. At most {MAX_EXPLAIN_ROWS} rows and "
           f"{MAX_EXPLAIN_VALUES} values (rows x features x classes, 3 per feature for binary models); 413 beyond."),
 ]
+#: The error answers of a route that scores posted rows with a model of the registry.
+SCORING_ERRORS = error_responses(*KEYED, *REGISTRY, *BODY)
 CSV_NOTE = (" Rows come as JSON (`features` or `records`) or as `text/csv`: a header row naming the model's "
             "features (any order, no other columns) and one row of numbers per sample, with the model named in "
             "the query (`?model=NAME&version=`).")
@@ -81,7 +91,7 @@ async def _scoring_input(
     description="Probabilities per class (columns in the order of `classes`; rows sum to 1) for each row."
     + CSV_NOTE,
     response_model=PredictProbaResponse,
-    responses=ERROR_RESPONSES,
+    responses=SCORING_ERRORS,
     openapi_extra=openapi_body(PredictRequest, csv=True),
 )
 async def predict_proba(
@@ -102,7 +112,7 @@ async def predict_proba(
     description="Predicted labels, as trained. Binary models use `threshold` (query), else the version's "
     "stored threshold, else 0.5; multiclass models predict the most probable class." + CSV_NOTE,
     response_model=PredictResponse,
-    responses=ERROR_RESPONSES,
+    responses=SCORING_ERRORS,
     openapi_extra=openapi_body(PredictRequest, csv=True),
 )
 async def predict(
@@ -123,7 +133,8 @@ async def predict(
     "ROC AUC and support; per-class and macro/weighted averages; for binary models also the threshold "
     "sweep and the F1-optimal threshold; `calibration`: expected calibration error and reliability bins (10 "
     "equal-width bins of P(positive), or of the top probability for multiclass).",
-    responses=ERROR_RESPONSES,
+    response_model=EvaluationResponse,
+    responses=SCORING_ERRORS,
     openapi_extra=openapi_body(MetricsRequest),
 )
 async def evaluate(request: Request, scorer: ScorerDep) -> Response:
@@ -140,7 +151,8 @@ async def evaluate(request: Request, scorer: ScorerDep) -> Response:
     description="The validation-split metrics (and training metrics) recorded when the version was trained, the "
     "calibration report (Brier, ECE, reliability bins) of the stored validation split, and, for a version "
     "trained with `calibration`, its effect (`calibration_step`: before / after).",
-    responses=ERROR_RESPONSES,
+    response_model=StoredMetricsResponse,
+    responses=error_responses(*KEYED, *REGISTRY),
 )
 async def stored_metrics(
     registry: RegistryDep,
