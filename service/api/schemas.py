@@ -22,16 +22,21 @@ from ..domain import (
     Request,
     TrainParams,
 )
+from . import examples
 
 ModelName = Annotated[
     str,
     StringConstraints(pattern=MODEL_NAME_PATTERN),
     Field(description="Model name: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.",
-          examples=["breast-cancer"]),
+          examples=[examples.DEMO_MODEL]),
 ]
-NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.", examples=["breast-cancer"])]
-VersionPath = Annotated[str, Path(description="Version number or alias.", examples=["1", "production"])]
-VersionNumberPath = Annotated[int, Path(ge=1, description="Version number.")]
+NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="Model name.",
+                               examples=[examples.DEMO_MODEL])]
+VersionPath = Annotated[str, Path(description="Version number or alias (such as `production`, once set).",
+                                  examples=[str(examples.DEMO_VERSION)])]
+VersionNumberPath = Annotated[int, Path(ge=1, description="Version number.", examples=[examples.DEMO_VERSION])]
+#: The version the delete example removes: the one the `/train` example adds, not the demo's own.
+DeletedVersionPath = Annotated[int, Path(ge=1, description="Version number.", examples=[examples.TRAINED_VERSION])]
 AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description="Alias name.", examples=["production"])]
 JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="Job id from the 202 answer's `Location`.")]
 VersionRef = Annotated[
@@ -39,7 +44,7 @@ VersionRef = Annotated[
     Field(
         description="A version number or an alias such as `production`; omitted: the `production` alias "
         "if set, else the latest version.",
-        examples=[1, "production"],
+        examples=[examples.DEMO_VERSION],
     ),
 ]
 #: A cell: a number; for a model trained on a mixed-type table also text (a category), a boolean or null (missing).
@@ -48,13 +53,13 @@ FeatureRows = Annotated[
     list[list[Cell]] | None,
     Field(description="Rows of values, one per sample, in the model's feature order: numbers, and for a model "
           "trained on a mixed-type table also text categories, booleans and nulls (missing).",
-          examples=[[[1.0, 2.0, 3.0]]]),
+          examples=[[examples.MALIGNANT_ROW]]),
 ]
 Records = Annotated[
     list[dict[str, Cell]] | None,
     Field(description="Objects `{feature_name: value}`, matched to the model's features by name (values as in "
           "`features`).",
-          examples=[[{"radius": 14.1, "texture": 19.3}]]),
+          examples=[[examples.record(examples.BENIGN_ROW)]]),
 ]
 
 
@@ -68,9 +73,9 @@ class TrainingData(_Strict):
 
     uri: str = Field(min_length=1, max_length=4096, description="A path under LOGREG_DATA_ROOTS, or s3://bucket/key "
                      "(a glob such as `s3://bucket/train/*.parquet`, or a prefix, reads every part).",
-                     examples=["s3://my-bucket/claims/2026/*.parquet", "/data/train.csv"])
+                     examples=[examples.DEMO_CSV_URI, "s3://my-bucket/claims/2026/*.parquet"])
     format: Literal["csv", "parquet"] | None = Field(None, description="Default: from the suffix.")
-    target: str = Field(min_length=1, description="The label column.", examples=["label"])
+    target: str = Field(min_length=1, description="The label column.", examples=[examples.DEMO_TARGET])
     features: list[str] | None = Field(
         None, description="The feature columns, in this order; default: every column but the target."
     )
@@ -85,7 +90,7 @@ class TrainRequest(_Strict):
     features: FeatureRows = None
     records: Records = None
     labels: list[Label] | None = Field(None, description="One label per row: ints, bools or strings.",
-                                       examples=[[0, 1]])
+                                       examples=[examples.LABELS])
     feature_names: list[str] | None = Field(
         None, description="Names of the columns of `features` (default x0, x1, ...)."
     )
@@ -104,20 +109,7 @@ class TrainRequest(_Strict):
     description: str | None = Field(None, max_length=2000)
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form labels for the version.")
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "demo",
-                    "features": [[0.0, 1.0], [1.0, 0.5], [2.0, 2.5], [3.0, 3.0], [0.5, 0.2], [2.5, 2.0]],
-                    "labels": [0, 0, 1, 1, 0, 1],
-                    "feature_names": ["a", "b"],
-                    "validation_fraction": 0,
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")  # examples: on the route (service.api.examples)
 
 
 class PredictRequest(_Strict):
@@ -128,10 +120,7 @@ class PredictRequest(_Strict):
     features: FeatureRows = None
     records: Records = None
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"model": "demo", "features": [[1.0, 2.0]]}]},
-    )
+    model_config = ConfigDict(extra="forbid")  # examples: on the routes (service.api.examples)
 
 
 class MetricsRequest(PredictRequest):
@@ -142,10 +131,7 @@ class MetricsRequest(PredictRequest):
         None, ge=0, le=1, description="Binary decision threshold; default: the version's stored one."
     )
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"model": "demo", "features": [[1.0, 2.0], [0.0, 0.0]], "labels": [1, 0]}]},
-    )
+    model_config = ConfigDict(extra="forbid")  # examples: on the route (service.api.examples)
 
 
 # -- answers ----------------------------------------------------------------------------------------------
@@ -320,11 +306,7 @@ class ThresholdOptimizeRequest(_Strict):
     )
     store: bool = Field(False, description="Store the chosen threshold as the version's default (needs write access).")
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"objective": "f1"}, {"objective": "cost", "cost": {"fp": 1, "fn": 5}},
-                                        {"objective": "min_recall", "target": 0.95, "store": True}]},
-    )
+    model_config = ConfigDict(extra="forbid")  # examples: on the route (service.api.examples)
 
     @model_validator(mode="after")
     def _needs(self) -> ThresholdOptimizeRequest:

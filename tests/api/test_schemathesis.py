@@ -1,10 +1,11 @@
 """Schemathesis against the app's own OpenAPI schema: no 5xx, and answers that match the schema.
 
 The app runs in-process (ASGI) on a temporary registry that already holds trained models, ``demo``
-(binary, features ``a``/``b``, the model the documented examples use), ``multi`` (three classes), both
-with a validation split, and ``scratch`` (three versions, the only target of deletes). About two thirds
-of the generated requests are steered at them (see ``steer``), so the scoring, registry and metrics
-routes run real code rather than answering 404 to every random name.
+(binary, features ``a``/``b``), ``multi`` (three classes), both with a validation split, ``breast-cancer``
+(the demo model of ``make run``, which the documented examples use) and ``scratch`` (three versions, the only
+target of generated deletes). About two thirds of the generated requests are steered at ``demo`` and ``multi``
+(see ``steer``), so the scoring, registry and metrics routes run real code rather than answering 404 to every
+random name. (That every documented example works as it is: ``tests/e2e/test_openapi_examples.py``.)
 
 Every operation of the live schema is tested (new routes are picked up without editing this file), each
 in a subtest, with three bounded, derandomized Hypothesis runs: the schema's documented examples, then
@@ -61,6 +62,7 @@ from service.config import Settings
 from service.store.registry import ModelRegistry
 from tests.support import LOCAL_URL
 
+BREAST_CANCER_CSV = Path(__file__).resolve().parents[2] / "examples" / "breast_cancer.csv"
 MAX_EXAMPLES = 25
 MAX_DOCUMENTED_EXAMPLES = 10
 
@@ -129,6 +131,10 @@ def app_schema(store: Path) -> Iterator[schemathesis.BaseSchema]:
             resp = client.post("/train", json={"model": name, "features": X, "labels": y,
                                                "feature_names": ["a", "b"], "validation_fraction": held_out})
             assert resp.status_code == 201, resp.text
+        with BREAST_CANCER_CSV.open("rb") as fh:
+            resp = client.post("/train", files={"file": ("breast_cancer.csv", fh, "text/csv")},
+                               data={"target": "diagnosis", "model": "breast-cancer"})
+        assert resp.status_code == 201, resp.text
         assert client.put("/models/demo/aliases/production", json={"version": 1}).status_code == 200
         assert client.put(f"/models/{SCRATCH}/aliases/production", json={"version": 3}).status_code == 200
     yield schemathesis.openapi.from_asgi("/openapi.json", app)

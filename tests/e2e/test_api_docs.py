@@ -113,6 +113,24 @@ def test_swagger_ui_renders_offline(server: Server, offline: Offline, operation_
     assert_clean(offline, watch)
 
 
+def test_swagger_ui_try_it_out_sends_the_example(server: Server, offline: Offline) -> None:
+    """On the page, "Try it out" then "Execute" on ``POST /predict_proba`` sends the documented example as it is, and
+    the demo model of ``--demo`` answers it (200): what a person trying the API first does."""
+    watch = ConsoleWatch()
+    page = open_page(offline, f"{server.url}/docs", watch)
+    operation = page.locator("#operations-prediction-predict_proba_predict_proba_post")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for(timeout=30_000)
+    assert (status.text_content() or "").strip() == "200"
+    assert '"model": "breast-cancer"' in (operation.locator(".live-responses-table .microlight").first.text_content()
+                                            or "")
+    operation.screenshot(path=ARTIFACTS / "swagger-ui-try-it-out.png")
+    assert_clean(offline, watch)
+
+
 def test_redoc_renders_offline(server: Server, offline: Offline, operation_ids: set[str]) -> None:
     watch = ConsoleWatch()
     page = open_page(offline, f"{server.url}/redoc", watch)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -11,6 +13,7 @@ from ...data.matrix import labels_array
 from ...errors import InvalidInputError
 from ...services import thresholds
 from ...services.scoring import predict_proba, validation_sample
+from .. import examples
 from ..deps import RegistryDep, ScorerDep
 from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
@@ -18,6 +21,7 @@ from ..schemas import (
     AliasPath,
     AliasRequest,
     AliasResponse,
+    DeletedVersionPath,
     ModelCard,
     ModelList,
     NamePath,
@@ -101,7 +105,7 @@ async def validation(name: NamePath, version: VersionPath, registry: RegistryDep
     responses=READ_ERRORS,
     dependencies=WriteAccess,
 )
-async def delete_version(name: NamePath, version: VersionNumberPath, registry: RegistryDep) -> Response:
+async def delete_version(name: NamePath, version: DeletedVersionPath, registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.delete_version, name, version)
     return Response(status_code=204)
 
@@ -114,7 +118,10 @@ async def delete_version(name: NamePath, version: VersionNumberPath, registry: R
     responses=BODY_ERRORS,
     dependencies=WriteAccess,
 )
-async def set_alias(name: NamePath, alias: AliasPath, body: AliasRequest, registry: RegistryDep) -> Response:
+async def set_alias(
+    name: NamePath, alias: AliasPath, body: Annotated[AliasRequest, Body(openapi_examples=examples.ALIAS)],
+    registry: RegistryDep,
+) -> Response:
     return json_response(await run_in_threadpool(registry.set_alias, name, alias, body.version))
 
 
@@ -136,7 +143,8 @@ async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) 
     dependencies=WriteAccess,
 )
 async def set_threshold(
-    name: NamePath, version: VersionNumberPath, body: ThresholdRequest, registry: RegistryDep
+    name: NamePath, version: VersionNumberPath,
+    body: Annotated[ThresholdRequest, Body(openapi_examples=examples.THRESHOLD)], registry: RegistryDep,
 ) -> Response:
     meta = await run_in_threadpool(registry.metadata, name, version)
     if body.threshold is not None and len(meta.classes) > 2:
@@ -156,7 +164,7 @@ async def set_threshold(
     response_model=ThresholdOptimizeResponse,
     responses=BODY_ERRORS,
     dependencies=ReadAccess,
-    openapi_extra=openapi_body(ThresholdOptimizeRequest),
+    openapi_extra=openapi_body(ThresholdOptimizeRequest, json_examples=examples.THRESHOLD_OPTIMIZE),
 )
 async def optimize_threshold(
     name: NamePath, version: VersionPath, request: Request, registry: RegistryDep, scorer: ScorerDep,

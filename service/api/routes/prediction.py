@@ -14,6 +14,7 @@ from ...services.explain import explain_off_loop
 from ...services.scoring import LoadedModel, Scorer, decision_threshold, model_columns, predicted_index
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
+from .. import examples
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
 from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
@@ -35,15 +36,17 @@ ThresholdQuery = Annotated[
     Query(ge=0, le=1, description="Binary models: positive when P(positive) >= threshold. Default: the "
           "version's stored threshold (0.5 unless set). Not allowed for multiclass models."),
 ]
+#: How the query parameters that go with a ``text/csv`` body only begin their description.
+CSV_ONLY = "With a `text/csv` body only"
 CsvModelQuery = Annotated[
     str | None,
-    Query(pattern=MODEL_NAME_PATTERN, description="With a `text/csv` body only (JSON bodies name it in `model`): "
-          "the model to score with.", examples=["breast-cancer"]),
+    Query(pattern=MODEL_NAME_PATTERN, description=f"{CSV_ONLY} (JSON bodies name it in `model`): the model to "
+          "score with.", examples=[examples.DEMO_MODEL]),
 ]
 CsvVersionQuery = Annotated[
     str | None,
-    Query(max_length=64, description="With a `text/csv` body only: version number or alias (default: "
-          "`production`, else the latest)."),
+    Query(max_length=64, description=f"{CSV_ONLY}: version number or alias (default: `production`, else the "
+          "latest)."),
 ]
 ExplainQuery = Annotated[
     bool,
@@ -92,7 +95,7 @@ async def _scoring_input(
     + CSV_NOTE,
     response_model=PredictProbaResponse,
     responses=SCORING_ERRORS,
-    openapi_extra=openapi_body(PredictRequest, csv=True),
+    openapi_extra=openapi_body(PredictRequest, csv=True, json_examples=examples.PREDICT),
 )
 async def predict_proba(
     request: Request, scorer: ScorerDep, model: CsvModelQuery = None, version: CsvVersionQuery = None,
@@ -113,7 +116,7 @@ async def predict_proba(
     "stored threshold, else 0.5; multiclass models predict the most probable class." + CSV_NOTE,
     response_model=PredictResponse,
     responses=SCORING_ERRORS,
-    openapi_extra=openapi_body(PredictRequest, csv=True),
+    openapi_extra=openapi_body(PredictRequest, csv=True, json_examples=examples.PREDICT),
 )
 async def predict(
     request: Request, scorer: ScorerDep, threshold: ThresholdQuery = None,
@@ -135,7 +138,7 @@ async def predict(
     "equal-width bins of P(positive), or of the top probability for multiclass).",
     response_model=EvaluationResponse,
     responses=SCORING_ERRORS,
-    openapi_extra=openapi_body(MetricsRequest),
+    openapi_extra=openapi_body(MetricsRequest, json_examples=examples.METRICS),
 )
 async def evaluate(request: Request, scorer: ScorerDep) -> Response:
     loaded, X, bulk, envelope = await _scoring_input(request, scorer, MetricsRequest)
@@ -156,8 +159,9 @@ async def evaluate(request: Request, scorer: ScorerDep) -> Response:
 )
 async def stored_metrics(
     registry: RegistryDep,
-    model: Annotated[str, Query(description="Model name.", examples=["breast-cancer"])],
-    version: Annotated[str | None, Query(description="Version number or alias.")] = None,
+    model: Annotated[str, Query(description="Model name.", examples=[examples.DEMO_MODEL])],
+    version: Annotated[str | None, Query(description="Version number or alias (default: `production`, else the "
+                                         "latest).", examples=[str(examples.DEMO_VERSION)])] = None,
 ) -> Response:
     ref: VersionRef = version
     meta = await run_in_threadpool(registry.metadata, model, ref)

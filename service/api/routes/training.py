@@ -29,6 +29,7 @@ from ...services.training import (
     read_training_table,
     train_and_store,
 )
+from .. import examples
 from ..deps import RegistryDep, SettingsDep, TrainerDep, log_fields
 from ..errors import BODY, KEYED, error_responses
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
@@ -76,7 +77,7 @@ _MULTIPART_SCHEMA = {
         "whose progress (`phase`, rows and bytes read, iteration, loss, time left) `GET /jobs/{id}` shows."
     ),
     response_model=TrainResponse,
-    openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA),
+    openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA, json_examples=examples.TRAIN),
 )
 async def train(
     request: Request,
