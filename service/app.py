@@ -3,6 +3,7 @@ the error handling around them."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -56,8 +57,11 @@ Train, store, serve and evaluate logistic-regression models.
 * **Speak the standard dialects**: `text/csv` bodies on `/predict` and `/predict_proba`, the V2 / Open Inference
   Protocol under `/v2` (KServe, Triton, MLServer clients) and MLflow's `POST /invocations`.
 
-Every error answers `{"error": {"type", "message", "details"}}`. With API keys configured, send
-`Authorization: Bearer <key>` (the **Authorize** button on this page does it for you).
+Every error answers `{"error": {"type", "message", "details"}}`; each operation lists the error statuses it
+can give. Besides those, any request may be refused before it reaches an operation: 421 when its `Host` is not a
+name of this service, 408 when its body stalls, 503 (with `Retry-After`) when the server is reading too many
+bodies at once. With API keys configured, send `Authorization: Bearer <key>` (the **Authorize** button on this
+page does it for you).
 """
 
 
@@ -122,6 +126,8 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served with the package's own copies of their assets: routes/docs.py
+        redoc_url=None,
         openapi_tags=[
             {"name": "training", "description": "Fit new model versions, now or as background jobs."},
             {"name": "prediction", "description": "Score rows and evaluate versions."},
@@ -163,10 +169,29 @@ def _document_parsed_bodies(app: FastAPI) -> None:
                 ref_template="#/components/schemas/{model}",
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            _drop_framework_validation_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_FRAMEWORK_422 = "#/components/schemas/HTTPValidationError"
+
+
+def _drop_framework_validation_errors(schema: dict[str, Any]) -> None:
+    """Remove the 422 FastAPI documents by itself on operations that do not list their own: its body is not
+    what the service answers (routes list their 422, the service's error shape, where they can give one; the V2
+    protocol answers 400 instead), and with it the schemas only it used."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422", {})
+            if answer.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref") == _FRAMEWORK_422:
+                del operation["responses"]["422"]
+    components = schema.get("components", {}).get("schemas", {})
+    if _FRAMEWORK_422 not in json.dumps(schema.get("paths", {})):
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
 
 
 def create_app_from_env() -> FastAPI:

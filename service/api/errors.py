@@ -63,19 +63,40 @@ ERROR_STATUS: list[tuple[type[LogregError], int]] = [
     (SourceUnavailableError, 503),
 ]
 
-#: Documented error answers, for the OpenAPI page.
+#: Every documented error answer, for the OpenAPI page; each operation lists those it can give
+#: (:func:`error_responses`). Refusals any request may meet before it reaches a route are told once, in the
+#: API's description: 421 (a ``Host`` that is not this service's), 408 (a body that stalls) and 503 (too many
+#: bodies being read at once).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "model": ErrorResponse}
     for status, text in (
         (401, "An API key is required (`Authorization: Bearer <key>`)"),
-        (403, "The API key is not valid, or a data source the service may not read (LOGREG_DATA_ROOTS, S3)"),
-        (404, "Unknown model, version or alias"),
+        (403, "The API key is not valid, a state change from another site's page, or a data source the service "
+              "may not read (LOGREG_DATA_ROOTS, S3)"),
+        (404, "Unknown model, version, alias or job"),
         (409, "Conflict with the registry's state, or a stored version failed its integrity check"),
         (413, "Body or batch over the configured limits"),
+        (415, "A body of a type the route does not read (`text/plain`, a form), or a `Content-Encoding` other "
+              "than gzip or deflate"),
         (422, "Invalid input: the message says what and where"),
+        (429, "Too many trainings running; retry after `Retry-After` seconds"),
         (503, "The registry directory cannot be read or written, or a data source does not answer"),
     )
 }
+ERROR_RESPONSES[429]["headers"] = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+}
+
+#: The error statuses of the usual kinds of operation: any route behind an API key; a route that reads a model
+#: (or a job) from the registry, named in its path or query; a route that reads a body.
+KEYED = (401, 403)
+REGISTRY = (404, 409, 422, 503)
+BODY = (413, 415, 422)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of an operation that can answer ``statuses`` (in order, once each)."""
+    return {status: ERROR_RESPONSES[status] for status in sorted(set(statuses))}
 
 
 def status_of(exc: LogregError) -> int:

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ..data.columns import Columns
 from ..data.tables import read_feature_csv
 from ..errors import InvalidInputError
+from . import examples
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,7 +56,8 @@ CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv"})
 CSV_BODY: dict[str, Any] = {
     "schema": {"type": "string", "description": "A header row naming the model's features (any order), then one "
                "row of numbers per sample."},
-    "example": "a,b\n1.0,2.0\n3.0,0.5\n",
+    "examples": {"rows": {"summary": "A header row of the demo model's features, then two rows (with `?model=`)",
+                          "value": examples.CSV_ROWS}},
 }
 
 
@@ -112,11 +114,14 @@ def json_bytes(payload: Any) -> bytes:
 
 
 def openapi_body(
-    model: type[BaseModel], *, multipart: dict[str, Any] | None = None, csv: bool = False
+    model: type[BaseModel], *, multipart: dict[str, Any] | None = None, csv: bool = False,
+    json_examples: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``openapi_extra`` declaring ``model`` as the JSON body of a route that parses its body itself
-    (with ``csv``, a ``text/csv`` body is documented too)."""
+    (with ``csv``, a ``text/csv`` body is documented too; ``json_examples``: the JSON body's named examples)."""
     content: dict[str, Any] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}
+    if json_examples:
+        content["application/json"]["examples"] = json_examples
     if multipart is not None:
         content["multipart/form-data"] = {"schema": multipart}
     if csv:

@@ -24,8 +24,9 @@ from ...domain import MODEL_NAME_PATTERN, Label, parse_model_reference
 from ...errors import InvalidInputError
 from ...services.scoring import model_columns
 from ...store.registry import ModelRegistry
+from .. import examples
 from ..deps import RegistryDep, ScorerDep, SettingsDep, log_fields, route_path
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import CSV_BODY, DOCUMENTED_BODIES, is_csv, json_response, read_csv_matrix, read_json_object
 from ..security import ReadAccess
 
@@ -43,15 +44,7 @@ class MlflowDataframeSplit(BaseModel):
 class MlflowRequest(BaseModel):
     """An MLflow scoring-server request: exactly one of the four input fields (plus optional `params`)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [
-            {"dataframe_split": {"columns": ["a", "b"], "data": [[1.0, 2.0], [3.0, 0.5]]}},
-            {"dataframe_records": [{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 0.5}]},
-            {"instances": [[1.0, 2.0], [3.0, 0.5]]},
-            {"inputs": {"a": [1.0, 3.0], "b": [2.0, 0.5]}},
-        ]},
-    )
+    model_config = ConfigDict(extra="forbid")  # examples: on the route (service.api.examples)
 
     dataframe_split: MlflowDataframeSplit | None = Field(None, description="pandas `split` orient.")
     dataframe_records: list[dict[str, float]] | None = Field(None, description="pandas `records` orient.")
@@ -142,7 +135,8 @@ async def _bare_invocations_model(registry: ModelRegistry, settings: Settings, v
 router = APIRouter(tags=[MLFLOW_TAG])
 
 _MLFLOW_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": f"#/components/schemas/{MlflowRequest.__name__}"}},
+    "application/json": {"schema": {"$ref": f"#/components/schemas/{MlflowRequest.__name__}"},
+                         "examples": examples.MLFLOW},
     "text/csv": CSV_BODY,
 }}}
 DOCUMENTED_BODIES.add(MlflowRequest)
@@ -158,7 +152,7 @@ DOCUMENTED_BODIES.add(MlflowRequest)
     "with `output=predict_proba` the class probabilities (columns in the order of the model's classes). Columns "
     "are matched by name when named; unnamed rows are in the model's feature order.",
     response_model=MlflowResponse,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*KEYED, *REGISTRY, *BODY),
     dependencies=ReadAccess,
     openapi_extra=_MLFLOW_BODY,
 )
@@ -168,7 +162,7 @@ async def invocations(
     scorer: ScorerDep,
     settings: SettingsDep,
     model: Annotated[str | None, Query(
-        pattern=MODEL_NAME_PATTERN, examples=["breast-cancer"],
+        pattern=MODEL_NAME_PATTERN, examples=[examples.DEMO_MODEL],
         description="Model to score with; may be omitted when `LOGREG_INVOCATIONS_MODEL` is set (that model) or "
         "the registry holds exactly one model.")] = None,
     version: Annotated[str | None, Query(max_length=64, description="Version number or alias (default: "
@@ -203,21 +197,23 @@ class MlflowPing(BaseModel):
     status: str
 
 
-@router.get("/ping", summary="Ping (MLflow)", response_model=MlflowPing, responses={503: ERROR_RESPONSES[503]},
+@router.get("/ping", summary="Ping (MLflow)", response_model=MlflowPing, responses=error_responses(503),
             description="MLflow's liveness/readiness probe: 200 when the registry is readable, else 503.")
 async def ping(registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.check)
     return json_response({"status": "ok"})
 
 
-@router.get("/health", summary="Health (MLflow)", response_model=MlflowPing, responses={503: ERROR_RESPONSES[503]},
+@router.get("/health", summary="Health (MLflow)", response_model=MlflowPing, responses=error_responses(503),
             description="The same as `/ping`, MLflow's other probe path.")
 async def health(registry: RegistryDep) -> Response:
     return await ping(registry)
 
 
-@router.get("/version", summary="Version (MLflow)", response_class=PlainTextResponse,
-            responses={k: ERROR_RESPONSES[k] for k in (401, 403)}, dependencies=ReadAccess,
+@router.get("/version", summary="Version (MLflow)", response_class=Response,
+            responses={200: {"description": "The version.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                       **error_responses(*KEYED)},  # errors: JSON, as everywhere
+            dependencies=ReadAccess,
             description="The server's version as plain text, like MLflow's `/version`.")
 async def version_text() -> PlainTextResponse:
     return PlainTextResponse(__version__)

@@ -9,9 +9,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import DriftDep, RegistryDep
-from ..errors import ERROR_RESPONSES
+from ..errors import KEYED, REGISTRY, error_responses
 from ..payloads import json_response
-from ..schemas import NamePath, VersionPath
+from ..schemas import DriftResponse, NamePath, VersionPath
 from ..security import ReadAccess
 
 router = APIRouter(prefix="/models", tags=["registry"])
@@ -25,7 +25,8 @@ router = APIRouter(prefix="/models", tags=["registry"])
     "deciles as bins; below 0.1 stable, 0.1-0.25 moderate, above 0.25 significant), the rows and values it "
     "saw outside the training range, and the training statistics. 404 for versions trained before "
     "statistics were recorded.",
-    responses=ERROR_RESPONSES,
+    response_model=DriftResponse,
+    responses=error_responses(*KEYED, *REGISTRY),
     dependencies=ReadAccess,
 )
 async def version_drift(name: NamePath, version: VersionPath, registry: RegistryDep, drift: DriftDep) -> Response:

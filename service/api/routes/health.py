@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from ...errors import RegistryUnavailableError
 from ..deps import RegistryDep
-from ..errors import ERROR_RESPONSES, error_response
+from ..errors import error_response, error_responses
 from ..payloads import json_response
+from ..schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 
@@ -20,6 +21,7 @@ router = APIRouter(tags=["health"])
     "/healthz",
     summary="Liveness",
     description="200 while the process answers; `pid` tells which worker process answered.",
+    response_model=HealthResponse,
 )
 async def healthz() -> Response:
     return json_response({"status": "ok", "pid": os.getpid()})
@@ -29,7 +31,8 @@ async def healthz() -> Response:
     "/readyz",
     summary="Readiness",
     description="200 when the registry directory is readable and writable; 503 with the reason otherwise.",
-    responses={503: ERROR_RESPONSES[503]},
+    response_model=ReadyResponse,
+    responses=error_responses(503),
 )
 async def readyz(registry: RegistryDep) -> Response:
     try:

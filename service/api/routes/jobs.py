@@ -7,9 +7,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import TrainerDep
-from ..errors import ERROR_RESPONSES
+from ..errors import KEYED, REGISTRY, error_responses
 from ..payloads import json_response
-from ..schemas import JobIdPath
+from ..schemas import JobCancelResponse, JobIdPath, JobResponse
 from ..security import ReadAccess, WriteAccess
 
 router = APIRouter(prefix="/jobs", tags=["training"])
@@ -23,7 +23,8 @@ router = APIRouter(prefix="/jobs", tags=["training"])
     "the time left) and, "
     "when it succeeded, the same report `POST /train` gives. Any worker answers for any job; a job whose "
     "server stopped before it finished is reported as failed.",
-    responses=ERROR_RESPONSES,
+    response_model=JobResponse,
+    responses=error_responses(*KEYED, *REGISTRY),
     dependencies=ReadAccess,
 )
 async def get_job(job_id: JobIdPath, trainer: TrainerDep) -> Response:
@@ -36,7 +37,8 @@ async def get_job(job_id: JobIdPath, trainer: TrainerDep) -> Response:
     status_code=202,
     summary="Cancel a background training job",
     description="Asks the job to stop; it ends as `cancelled` and stores nothing. 409 when it already ended.",
-    responses=ERROR_RESPONSES,
+    response_model=JobCancelResponse,
+    responses=error_responses(*KEYED, *REGISTRY),
     dependencies=WriteAccess,
 )
 async def cancel_job(job_id: JobIdPath, trainer: TrainerDep) -> Response:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -13,17 +14,26 @@ from ...data.matrix import labels_array
 from ...errors import InvalidInputError
 from ...services import thresholds
 from ...services.scoring import predict_proba, validation_sample
+from .. import examples
 from ..deps import RegistryDep, ScorerDep
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
 from ..schemas import (
     AliasPath,
     AliasRequest,
+    AliasResponse,
+    DeletedVersionPath,
+    ModelCard,
+    ModelList,
     NamePath,
     ThresholdCost,
     ThresholdData,
     ThresholdOptimizeRequest,
+    ThresholdOptimizeResponse,
     ThresholdRequest,
+    ThresholdResponse,
+    ValidationRows,
+    VersionList,
     VersionNumberPath,
     VersionPath,
 )
@@ -31,16 +41,21 @@ from ..security import Credentials, ReadAccess, WriteAccess, require_write_key
 
 router = APIRouter(prefix="/models", tags=["registry"])
 
+#: A route that reads a model named in its path; one that also reads a body.
+READ_ERRORS = error_responses(*KEYED, *REGISTRY)
+BODY_ERRORS = error_responses(*KEYED, *REGISTRY, *BODY)
+
 
 @router.get(
     "", summary="List models", description="Every model with its latest version, versions and aliases.",
-    dependencies=ReadAccess, responses=ERROR_RESPONSES,
+    dependencies=ReadAccess, response_model=ModelList, responses=error_responses(*KEYED, 503),
 )
 async def list_models(registry: RegistryDep) -> Response:
     return json_response({"models": await run_in_threadpool(registry.list_models)})
 
 
-@router.get("/{name}", summary="List a model's versions", responses=ERROR_RESPONSES, dependencies=ReadAccess)
+@router.get("/{name}", summary="List a model's versions", response_model=VersionList, responses=READ_ERRORS,
+            dependencies=ReadAccess)
 async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
     versions = await run_in_threadpool(registry.list_versions, name)
     return json_response(
@@ -60,7 +75,8 @@ async def list_versions(name: NamePath, registry: RegistryDep) -> Response:
     summary="Model card",
     description="Hyperparameters, classes, feature names, coefficients by class and feature, intercepts, "
     "training metrics, loss history, created time and the artefact's sha256.",
-    responses=ERROR_RESPONSES,
+    response_model=ModelCard,
+    responses=READ_ERRORS,
     dependencies=ReadAccess,
 )
 async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
@@ -75,7 +91,8 @@ async def model_card(name: NamePath, version: VersionPath, registry: RegistryDep
     "most 5000): their positions in the training set (`rows`), true `labels` and predicted `probabilities` "
     "(columns in the order of `classes`). The dashboard's threshold explorer computes its confusion matrix "
     "from these; the numbers equal `POST /metrics` on the same rows at the same threshold.",
-    responses=ERROR_RESPONSES,
+    response_model=ValidationRows,
+    responses=READ_ERRORS,
     dependencies=ReadAccess,
 )
 async def validation(name: NamePath, version: VersionPath, registry: RegistryDep) -> Response:
@@ -88,10 +105,10 @@ async def validation(name: NamePath, version: VersionPath, registry: RegistryDep
     status_code=204,
     summary="Delete a version",
     description="Removes the version; refused with 409 while an alias points at it. Numbers are never reused.",
-    responses=ERROR_RESPONSES,
+    responses=READ_ERRORS,
     dependencies=WriteAccess,
 )
-async def delete_version(name: NamePath, version: VersionNumberPath, registry: RegistryDep) -> Response:
+async def delete_version(name: NamePath, version: DeletedVersionPath, registry: RegistryDep) -> Response:
     await run_in_threadpool(registry.delete_version, name, version)
     return Response(status_code=204)
 
@@ -100,15 +117,19 @@ async def delete_version(name: NamePath, version: VersionNumberPath, registry: R
     "/{name}/aliases/{alias}",
     summary="Point an alias at a version",
     description="Creates or moves the alias (e.g. `production`, which unversioned requests use).",
-    responses=ERROR_RESPONSES,
+    response_model=AliasResponse,
+    responses=BODY_ERRORS,
     dependencies=WriteAccess,
 )
-async def set_alias(name: NamePath, alias: AliasPath, body: AliasRequest, registry: RegistryDep) -> Response:
+async def set_alias(
+    name: NamePath, alias: AliasPath, body: Annotated[AliasRequest, Body(openapi_examples=examples.ALIAS)],
+    registry: RegistryDep,
+) -> Response:
     return json_response(await run_in_threadpool(registry.set_alias, name, alias, body.version))
 
 
 @router.delete(
-    "/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", responses=ERROR_RESPONSES,
+    "/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", responses=READ_ERRORS,
     dependencies=WriteAccess,
 )
 async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) -> Response:
@@ -120,11 +141,13 @@ async def delete_alias(name: NamePath, alias: AliasPath, registry: RegistryDep) 
     "/{name}/versions/{version}/threshold",
     summary="Store a version's decision threshold",
     description="The default threshold `/predict` uses for this binary version; null restores 0.5.",
-    responses=ERROR_RESPONSES,
+    response_model=ThresholdResponse,
+    responses=BODY_ERRORS,
     dependencies=WriteAccess,
 )
 async def set_threshold(
-    name: NamePath, version: VersionNumberPath, body: ThresholdRequest, registry: RegistryDep
+    name: NamePath, version: VersionNumberPath,
+    body: Annotated[ThresholdRequest, Body(openapi_examples=examples.THRESHOLD)], registry: RegistryDep,
 ) -> Response:
     meta = await run_in_threadpool(registry.metadata, name, version)
     if body.threshold is not None and len(meta.classes) > 2:
@@ -141,9 +164,10 @@ async def set_threshold(
     "(maximum recall with precision >= `target`). Returns the threshold, the objective's value, the metrics "
     "there and the curve (at most 201 points). Computing is a read; `store: true` also makes it the version's "
     "default threshold and then needs write access (an API key whenever keys are configured).",
-    responses=ERROR_RESPONSES,
+    response_model=ThresholdOptimizeResponse,
+    responses=BODY_ERRORS,
     dependencies=ReadAccess,
-    openapi_extra=openapi_body(ThresholdOptimizeRequest),
+    openapi_extra=openapi_body(ThresholdOptimizeRequest, json_examples=examples.THRESHOLD_OPTIMIZE),
 )
 async def optimize_threshold(
     name: NamePath, version: VersionPath, request: Request, registry: RegistryDep, scorer: ScorerDep,

@@ -15,10 +15,19 @@ from ...services.explain import explain_off_loop
 from ...services.scoring import LoadedModel, Scorer, decision_threshold, model_columns, predicted_index
 from ...services.scoring import evaluate as evaluate_rows
 from ...services.thresholds import stored_calibration
+from .. import examples
 from ..deps import RegistryDep, ScorerDep, log_fields, route_path
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, REGISTRY, error_responses
 from ..payloads import is_csv, json_response, openapi_body, read_csv_matrix, read_json_object, validate_envelope
-from ..schemas import MetricsRequest, PredictProbaResponse, PredictRequest, PredictResponse, VersionRef
+from ..schemas import (
+    EvaluationResponse,
+    MetricsRequest,
+    PredictProbaResponse,
+    PredictRequest,
+    PredictResponse,
+    StoredMetricsResponse,
+    VersionRef,
+)
 from ..security import ReadAccess
 
 router = APIRouter(tags=["prediction"], dependencies=ReadAccess)
@@ -28,15 +37,17 @@ ThresholdQuery = Annotated[
     Query(ge=0, le=1, description="Binary models: positive when P(positive) >= threshold. Default: the "
           "version's stored threshold (0.5 unless set). Not allowed for multiclass models."),
 ]
+#: How the query parameters that go with a ``text/csv`` body only begin their description.
+CSV_ONLY = "With a `text/csv` body only"
 CsvModelQuery = Annotated[
     str | None,
-    Query(pattern=MODEL_NAME_PATTERN, description="With a `text/csv` body only (JSON bodies name it in `model`): "
-          "the model to score with.", examples=["breast-cancer"]),
+    Query(pattern=MODEL_NAME_PATTERN, description=f"{CSV_ONLY} (JSON bodies name it in `model`): the model to "
+          "score with.", examples=[examples.DEMO_MODEL]),
 ]
 CsvVersionQuery = Annotated[
     str | None,
-    Query(max_length=64, description="With a `text/csv` body only: version number or alias (default: "
-          "`production`, else the latest)."),
+    Query(max_length=64, description=f"{CSV_ONLY}: version number or alias (default: `production`, else the "
+          "latest)."),
 ]
 ExplainQuery = Annotated[
     bool,
@@ -45,6 +56,8 @@ ExplainQuery = Annotated[
           f"feature that flips the decision at the threshold in use. At most {MAX_EXPLAIN_ROWS} rows and "
           f"{MAX_EXPLAIN_VALUES} values (rows x features x classes, 3 per feature for binary models); 413 beyond."),
 ]
+#: The error answers of a route that scores posted rows with a model of the registry.
+SCORING_ERRORS = error_responses(*KEYED, *REGISTRY, *BODY)
 CSV_NOTE = (" Rows come as JSON (`features` or `records`) or as `text/csv`: a header row naming the model's "
             "features (any order, no other columns) and one row of numbers per sample, with the model named in "
             "the query (`?model=NAME&version=`).")
@@ -82,8 +95,8 @@ async def _scoring_input(
     description="Probabilities per class (columns in the order of `classes`; rows sum to 1) for each row."
     + CSV_NOTE,
     response_model=PredictProbaResponse,
-    responses=ERROR_RESPONSES,
-    openapi_extra=openapi_body(PredictRequest, csv=True),
+    responses=SCORING_ERRORS,
+    openapi_extra=openapi_body(PredictRequest, csv=True, json_examples=examples.PREDICT),
 )
 async def predict_proba(
     request: Request, scorer: ScorerDep, model: CsvModelQuery = None, version: CsvVersionQuery = None,
@@ -103,8 +116,8 @@ async def predict_proba(
     description="Predicted labels, as trained. Binary models use `threshold` (query), else the version's "
     "stored threshold, else 0.5; multiclass models predict the most probable class." + CSV_NOTE,
     response_model=PredictResponse,
-    responses=ERROR_RESPONSES,
-    openapi_extra=openapi_body(PredictRequest, csv=True),
+    responses=SCORING_ERRORS,
+    openapi_extra=openapi_body(PredictRequest, csv=True, json_examples=examples.PREDICT),
 )
 async def predict(
     request: Request, scorer: ScorerDep, threshold: ThresholdQuery = None,
@@ -124,8 +137,9 @@ async def predict(
     "ROC AUC and support; per-class and macro/weighted averages; for binary models also the threshold "
     "sweep and the F1-optimal threshold; `calibration`: expected calibration error and reliability bins (10 "
     "equal-width bins of P(positive), or of the top probability for multiclass).",
-    responses=ERROR_RESPONSES,
-    openapi_extra=openapi_body(MetricsRequest),
+    response_model=EvaluationResponse,
+    responses=SCORING_ERRORS,
+    openapi_extra=openapi_body(MetricsRequest, json_examples=examples.METRICS),
 )
 async def evaluate(request: Request, scorer: ScorerDep) -> Response:
     loaded, X, bulk, envelope = await _scoring_input(request, scorer, MetricsRequest)
@@ -141,12 +155,14 @@ async def evaluate(request: Request, scorer: ScorerDep) -> Response:
     description="The validation-split metrics (and training metrics) recorded when the version was trained, the "
     "calibration report (Brier, ECE, reliability bins) of the stored validation split, and, for a version "
     "trained with `calibration`, its effect (`calibration_step`: before / after).",
-    responses=ERROR_RESPONSES,
+    response_model=StoredMetricsResponse,
+    responses=error_responses(*KEYED, *REGISTRY),
 )
 async def stored_metrics(
     registry: RegistryDep,
-    model: Annotated[str, Query(description="Model name.", examples=["breast-cancer"])],
-    version: Annotated[str | None, Query(description="Version number or alias.")] = None,
+    model: Annotated[str, Query(description="Model name.", examples=[examples.DEMO_MODEL])],
+    version: Annotated[str | None, Query(description="Version number or alias (default: `production`, else the "
+                                         "latest).", examples=[str(examples.DEMO_VERSION)])] = None,
 ) -> Response:
     ref: VersionRef = version
     meta = await run_in_threadpool(partial(registry.metadata, model, ref, full=True))

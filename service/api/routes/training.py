@@ -29,10 +29,11 @@ from ...services.training import (
     read_training_table,
     train_and_store,
 )
+from .. import examples
 from ..deps import RegistryDep, SettingsDep, TrainerDep, log_fields
-from ..errors import ERROR_RESPONSES
+from ..errors import BODY, KEYED, error_responses
 from ..payloads import json_response, openapi_body, read_json_object, validate_envelope
-from ..schemas import TrainRequest, TrainResponse
+from ..schemas import JobResponse, TrainRequest, TrainResponse
 from ..security import WriteAccess
 
 router = APIRouter(tags=["training"], dependencies=WriteAccess)
@@ -57,8 +58,13 @@ _MULTIPART_SCHEMA = {
     "/train",
     status_code=201,
     summary="Train a new model version",
-    responses={**ERROR_RESPONSES, 202: {"description": "Accepted as a background job; see `Location`."},
-               429: {"description": "Too many trainings running; retry after `Retry-After` seconds."}},
+    responses={
+        202: {"description": "Accepted as a background job: `GET /jobs/{id}` (the `Location`) follows it.",
+              "model": JobResponse,
+              "headers": {"Location": {"description": "`/jobs/{id}`", "schema": {"type": "string"}}}},
+        # 409: the first request with the same Idempotency-Key still runs; 503: the registry or a data source.
+        **error_responses(*KEYED, *BODY, 409, 429, 503),
+    },
     description=(
         "Fits a logistic-regression model and stores it as the next version of `model`. Send JSON with "
         "`features` (rows) or `records` (objects by feature name) and `labels`; or JSON with `data`: the `uri` of "
@@ -71,7 +77,7 @@ _MULTIPART_SCHEMA = {
         "whose progress (`phase`, rows and bytes read, iteration, loss, time left) `GET /jobs/{id}` shows."
     ),
     response_model=TrainResponse,
-    openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA),
+    openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA, json_examples=examples.TRAIN),
 )
 async def train(
     request: Request,

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from .... import __version__
 from ....errors import IntegrityError, RegistryUnavailableError
 from ....services.scoring import Scorer
+from ... import examples
 from ...deps import RegistryDep, ScorerDep, log_fields, route_path
 from ...errors import V2_PREFIX, v2_error
 from ...payloads import DOCUMENTED_BODIES, json_response
@@ -104,7 +105,8 @@ async def model_ready(request: Request, name: str, version: str | None, registry
 
 @model_route(
     "GET", "", ("v2_model_metadata", "v2_model_version_metadata"),
-    ("Model metadata (V2)", "Model version metadata (V2)"), response_model=V2ModelMetadata, responses=V2_ERRORS,
+    ("Model metadata (V2)", "Model version metadata (V2)"), response_model=V2ModelMetadata,
+    responses={k: V2_ERRORS[k] for k in (400, 401, 403, 404, 409, 503)},
     description="Inputs (`[-1, features]`, or one input per feature), outputs `predict` (labels) and "
     "`predict_proba` (`[-1, classes]`, columns in the order of `classes`), and the versions. "
     "Without a version: the `production` alias if set, else the latest.",
@@ -140,9 +142,10 @@ DOCUMENTED_BODIES.add(V2InferenceRequest)
 
 @model_route(
     "POST", "/infer", ("v2_infer", "v2_infer_version"), ("Inference (V2)", "Inference on a version (V2)"),
-    response_model=V2InferenceResponse, responses=V2_ERRORS,
+    response_model=V2InferenceResponse, responses=V2_ERRORS,  # every one: it reads a body and a model
     openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{V2InferenceRequest.__name__}"}}}}},
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{V2InferenceRequest.__name__}"},
+                             "examples": examples.V2_INFER}}}},
     description="An inference request of the V2 / Open Inference Protocol. `inputs`: one FP64/FP32/FP16/INT/UINT "
     "tensor of shape `[rows, features]` (any name; data nested or flat row-major), or one input per feature named "
     "by feature name with shape `[rows]` or `[rows, 1]`. `outputs` (default both): `predict`, the labels (at the "

@@ -95,15 +95,7 @@ class V2InferenceRequest(BaseModel):
     """An inference request of the V2 protocol. Fields other than these are ignored, as the protocol allows;
     an input with a field other than its own is refused."""
 
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [
-            {"inputs": [{"name": MATRIX_INPUT, "shape": [2, 2], "datatype": "FP64", "data": [[1.0, 2.0], [3.0, 0.5]]}]},
-            {"id": "42", "inputs": [{"name": "a", "shape": [2], "datatype": "FP32", "data": [1.0, 3.0]},
-                                    {"name": "b", "shape": [2], "datatype": "FP32", "data": [2.0, 0.5]}],
-             "outputs": [{"name": "predict_proba"}]},
-        ]},
-    )
+    model_config = ConfigDict(extra="ignore")  # examples: on the route (service.api.examples)
 
     id: str | None = Field(None, description="Echoed in the response.")
     model_name: str | None = Field(None, description="When given, the model of the path (400 otherwise).")
