@@ -125,7 +125,7 @@ def test_training_runs_and_duration(make_client):
     assert client.post("/train", json={**TOY_TRAIN, "model": "other"}).status_code == 201
     assert client.post("/train", json={**TOY_TRAIN, "labels": [1] * 8}).status_code == 422
     slow = {**TOY_TRAIN, "features": TOY_TRAIN["features"] * 500, "labels": TOY_TRAIN["labels"] * 500,
-            "params": {"solver": "sgd", "batch_size": 1, "max_iter": 5000, "tol": 0}}
+            "params": {"solver": "sgd", "batch_size": 1, "max_iter": 5000, "tol": 0, "n_iter_no_change": 10000}}
     assert client.post("/train", json=slow).status_code == 422  # over the time limit
     s = scrape(client)
     t = "logreg_trainings_total"
