@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import (
     AuthenticationError,
     BusyError,
+    ClusterUnavailableError,
     ConflictError,
     DataAccessError,
     IntegrityError,
@@ -53,6 +54,7 @@ ERROR_STATUS: list[tuple[type[LogregError], int]] = [
     (BusyError, 429),
     (RegistryUnavailableError, 503),
     (SourceUnavailableError, 503),
+    (ClusterUnavailableError, 503),
 ]
 
 #: Documented error answers, for the OpenAPI page.
@@ -65,7 +67,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflict with the registry's state, or a stored version failed its integrity check"),
         (413, "Body or batch over the configured limits"),
         (422, "Invalid input: the message says what and where"),
-        (503, "The registry directory cannot be read or written, or a data source does not answer"),
+        (503, "The registry directory cannot be read or written, a data source does not answer, or a Dask "
+              "training cannot run (Dask not installed, its scheduler unreachable, its workers lost)"),
     )
 }
 
