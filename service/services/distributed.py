@@ -136,15 +136,25 @@ class Runner:
     """Runs tasks on the cluster and waits for them, looking at ``check`` (time limit, cancel) meanwhile;
     the cluster's failures become the service's errors."""
 
-    def __init__(self, client: Client, check: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, client: Client, check: Callable[[], None] = lambda: None, patience: float = 10.0) -> None:
         self.client = client
         self.check = check
+        self.patience = patience  # seconds without the scheduler before giving up
 
     def wait(self, futures: Sequence[Future]) -> None:
         from distributed import wait
 
+        lost_since = None
         while True:
             self.check()
+            if self.client.status != "running":  # the scheduler went away: the client tries to reconnect
+                lost_since = lost_since or time.monotonic()
+                if self.client.status in ("closing", "closed") or time.monotonic() - lost_since > self.patience:
+                    raise ClusterUnavailableError(
+                        f"lost the Dask scheduler during the training (client {self.client.status}); nothing was "
+                        "stored")
+            else:
+                lost_since = None
             try:
                 with self.client.as_current():
                     wait(futures, timeout=_POLL_SECONDS)
@@ -450,7 +460,7 @@ def train_on_cluster(
         seed = int(np.random.default_rng().integers(2**32))
     progress.phase("reading", bytes_total=files.total_bytes, source=files.uri)
     with connect(scheduler, connect_timeout) as client:
-        runner = Runner(client, progress.check)
+        runner = Runner(client, progress.check, patience=connect_timeout)
         workers = runner.workers()
         frame, names = read_frame(files, target, features, s3_endpoint_url)
         table = load_table(runner, frame, names, target, validation_fraction=validation_fraction, seed=seed,

@@ -10,8 +10,11 @@ bounded time; and ``POST /train`` with ``"compute": "dask"`` on a real server tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -192,6 +195,51 @@ def test_a_worker_killed_mid_fit_is_recomputed_and_nothing_half_done_is_stored(c
     loaded = registry.load("m", report["version"])
     np.testing.assert_allclose(loaded.model.predict_proba(X), local.predict_proba(X), atol=PROBA_TOL)
     assert report["version"] == 1
+
+
+def _dask_process(log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``dask <args>`` (the CLI's scheduler or worker) in its own session, logging to ``log``."""
+    with log.open("wb") as fh:
+        return subprocess.Popen([str(Path(sys.executable).with_name("dask")), *args], stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """``kill -9`` a process started in its own session (its group), and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_scheduler_killed_mid_fit_fails_the_training_in_bounded_time_storing_nothing(tmp_path: Path) -> None:
+    X, y = _table(2000, 2, seed=8)
+    directory = _write(tmp_path, X, y, "parquet", parts=2)
+    registry = ModelRegistry(tmp_path / "store")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    scheduler = _dask_process(tmp_path / "scheduler.log", "scheduler", "--host", "127.0.0.1", "--port",
+                              address.rsplit(":", 1)[1], "--no-dashboard")
+    worker = _dask_process(tmp_path / "worker.log", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                           "--no-dashboard", "--no-nanny")
+    try:
+        with distributed.Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=30)
+
+        class KillScheduler(TrainingProgress):
+            def __call__(self, iteration: int, loss: float) -> None:
+                if iteration == 1:
+                    _kill(scheduler)
+
+        start = time.monotonic()
+        with pytest.raises(ClusterUnavailableError, match=r"lost the Dask scheduler|stopped answering"):
+            train_on_cluster(registry, "m", open_files(str(directory), "parquet", roots=None), "label",
+                             scheduler=address, connect_timeout=3.0, validation_fraction=0.0,
+                             params={"solver": "newton", "tol": 1e-15}, progress=KillScheduler())
+        assert time.monotonic() - start < 30
+    finally:
+        _kill(scheduler)
+        _kill(worker)
+    assert registry.list_models() == []
 
 
 def test_an_unreachable_scheduler_is_a_clear_error_in_bounded_time(tmp_path: Path) -> None:
