@@ -101,23 +101,22 @@ def label_counts(part: RawPart) -> tuple[NDArray[Any], NDArray[np.int64]]:
     return values, counts.astype(np.int64)
 
 
-def label_codes(values: NDArray[Any]) -> tuple[NDArray[Any], dict[Any, int], str]:
-    """The classes of a table whose partitions hold the distinct labels ``values`` (all of them, any order),
-    the code of each label as read, and the classes' kind: labels written as integers (``1``, ``0.0``) are
-    ints, as the one-process reader makes them."""
+def label_codes(values: list[NDArray[Any]]) -> tuple[NDArray[Any], dict[Any, int]]:
+    """The classes of a table whose partitions hold the distinct labels ``values`` (one array per partition),
+    and the code of each label as read: labels written as integers (``1``, ``0.0``) are ints, as the
+    one-process reader makes them."""
     kinds = {"bool" if v.dtype == bool else "int" if v.dtype.kind in "iu" else "str" for v in values if v.size}
     if len(kinds) > 1:
         raise InvalidInputError(f"the labels mix kinds across the table's parts ({sorted(kinds)}); use one kind")
     kind = kinds.pop() if kinds else "str"
     raw = np.unique(np.concatenate([np.asarray(v) for v in values]))
     if kind != "str":
-        classes = raw
-        return classes, {v.item(): i for i, v in enumerate(raw)}, kind
+        return raw, {v.item(): i for i, v in enumerate(raw)}
     as_int = _integers(raw)
     if as_int is None:
-        return raw, {str(v): i for i, v in enumerate(raw)}, kind
+        return raw, {str(v): i for i, v in enumerate(raw)}
     classes = np.unique(as_int)
-    return classes, {str(v): int(np.searchsorted(classes, i)) for v, i in zip(raw, as_int, strict=True)}, "int"
+    return classes, {str(v): int(np.searchsorted(classes, i)) for v, i in zip(raw, as_int, strict=True)}
 
 
 def _integers(text: NDArray[np.str_]) -> NDArray[np.int64] | None:

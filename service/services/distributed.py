@@ -343,16 +343,14 @@ def load_table(runner: Runner, frame: Any, names: list[str], target: str, *, val
     raw = ClusterPartitions(runner, runner.client.compute(delayed))
     with read_errors(uri):
         counted = raw.map_list(tasks.label_counts)
-    classes, codes, _ = tasks.label_codes([values for values, _ in counted])
+    classes, codes = tasks.label_codes([values for values, _ in counted])
     if classes.size < 2:
         raise InvalidInputError(f"the labels hold a single class ({preview(classes.tolist())}); training needs at "
                                 "least 2 classes")
-    k = classes.size
-    code_of = codes.get
-    by_class = np.zeros((len(counted), k), dtype=np.int64)
+    by_class = np.zeros((len(counted), classes.size), dtype=np.int64)  # rows of each class in each partition
     for i, (values, counts) in enumerate(counted):
         for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-            by_class[i, code_of(value if not isinstance(value, str) else str(value))] += count
+            by_class[i, codes[value]] += count
     held = np.array([tasks.held_out_counts(row, validation_fraction) for row in by_class])
     rows = by_class.sum(axis=1)
     train_rows = rows - held.sum(axis=1)
