@@ -8,6 +8,11 @@
 #
 # PIP_INDEX_URL may be passed as a build argument (--build-arg PIP_INDEX_URL=...) where PyPI is
 # reached through a mirror; nothing here names one.
+#
+# LOGREG_EXTRAS names optional extras to install with the wheel: `--build-arg LOGREG_EXTRAS=dask` gives the
+# image that trains on a Dask cluster and runs its scheduler and workers (`dask scheduler`, `dask worker`;
+# docker-compose.yml's `distributed` profile builds it as logreg-service:dask). Without it the image stays
+# as small as before (no pandas, dask or distributed).
 
 ############################
 # build: the wheel
@@ -29,6 +34,7 @@ RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 FROM python:3.11-slim AS runtime
 
 ARG PIP_INDEX_URL
+ARG LOGREG_EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -40,12 +46,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN groupadd --gid 10001 logreg \
     && useradd --uid 10001 --gid logreg --no-log-init --home-dir /home/logreg --create-home \
         --shell /usr/sbin/nologin logreg \
-    && mkdir -p /data/model_store \
+    && mkdir -p /data/model_store /data/training \
     && chown -R logreg:logreg /data
 
 COPY --from=build /dist/ /tmp/dist/
 RUN python -m venv "$VIRTUAL_ENV" \
-    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir /tmp/dist/*.whl \
+    && wheel="$(echo /tmp/dist/*.whl)" \
+    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir "${wheel}${LOGREG_EXTRAS:+[$LOGREG_EXTRAS]}" \
     && rm -rf /tmp/dist \
     && logreg --help > /dev/null
 

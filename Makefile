@@ -38,6 +38,8 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/mixed.py
 	$(BIN)/python benchmarks/abuse.py
+	$(BIN)/python -m pip install --quiet 'dask-ml>=2024.4'  # the Dask benchmark's reference only
+	$(BIN)/python benchmarks/scale.py --part all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     max_body_bytes_in_flight: int = Field(
         200 * 1024 * 1024, ge=1024, description="Bytes of the request bodies one worker is reading at once "
         "(uploads aside); the body that passes it gets 503 with Retry-After.")
+    dask_scheduler: str | None = Field(
+        None, description="Address of a Dask scheduler (`tcp://scheduler:8786`): `data`-URI trainings then run on "
+        "its workers, which read the table themselves (unless a request says `\"compute\": \"local\"`). Needs "
+        "the `dask` extra (`pip install 'logreg-service[dask]'`) here and on the workers.",
+    )
+    dask_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="How long a training waits for the Dask scheduler to answer (and to have a "
+        "worker) before it fails with 503.",
+    )
     max_predict_rows: int = Field(100_000, ge=1, description="Most rows in one predict or metrics request (413).")
     max_train_bytes: int = Field(
         default_factory=lambda: _memory_bytes() * 4, ge=1,

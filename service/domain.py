@@ -333,6 +333,9 @@ class VersionMetadata(BaseModel):
     validation_sample_rows: int | None = None  # the sample is in the side file (store/details.py)
     encoding: dict[str, Any] | None = Field(
         None, description="A mixed-type table's preprocessing: each column's kind and encoding, and its parameters.")
+    trained_on: dict[str, Any] | None = Field(
+        None, description="Where a version trained on a cluster was fitted: `compute` (`dask`), `workers`, "
+        "`partitions`, `rows`.")
     # from the model's state when read
     aliases: list[str] = Field(default_factory=list)
     threshold: float | None = None

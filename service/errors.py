@@ -17,7 +17,9 @@
     ├── AuthenticationError          a protected route was called without an API key
     ├── PermissionDeniedError        the API key given is not one of the configured keys
     ├── DataAccessError              a data source the service may not read (outside the data roots, S3 refused)
-    └── SourceUnavailableError       a data source that cannot be reached now (an S3 endpoint down)
+    ├── SourceUnavailableError       a data source that cannot be reached now (an S3 endpoint down)
+    └── ClusterUnavailableError      training on Dask cannot run: Dask not installed, the scheduler unreachable,
+                                     no workers, or workers lost mid-fit; nothing was stored
 
 ``service.api.errors`` maps each class to a response in one place. Each class names its ``kind``: the
 machine-readable ``type`` clients see in every error body and in a failed background job's ``error``.
@@ -131,3 +133,10 @@ class SourceUnavailableError(LogregError):
     """A data source that cannot be reached now (an object store that does not answer)."""
 
     kind: ClassVar[str] = "source_unavailable"
+
+
+class ClusterUnavailableError(LogregError):
+    """Training on a Dask cluster cannot run now: Dask is not installed in the service, the scheduler does not
+    answer, it has no workers, or they died mid-fit. Nothing was stored."""
+
+    kind: ClassVar[str] = "cluster_unavailable"

@@ -25,6 +25,7 @@ from starlette.types import Scope
 from ..errors import (
     AuthenticationError,
     BusyError,
+    ClusterUnavailableError,
     ConflictError,
     DataAccessError,
     IntegrityError,
@@ -61,6 +62,7 @@ ERROR_STATUS: list[tuple[type[LogregError], int]] = [
     (BusyError, 429),
     (RegistryUnavailableError, 503),
     (SourceUnavailableError, 503),
+    (ClusterUnavailableError, 503),
 ]
 
 #: Every documented error answer, for the OpenAPI page; each operation lists those it can give
@@ -80,7 +82,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
               "than gzip or deflate"),
         (422, "Invalid input: the message says what and where"),
         (429, "Too many trainings running; retry after `Retry-After` seconds"),
-        (503, "The registry directory cannot be read or written, or a data source does not answer"),
+        (503, "The registry directory cannot be read or written, a data source does not answer, or a Dask "
+              "training cannot run (Dask not installed, its scheduler unreachable, its workers lost)"),
     )
 }
 ERROR_RESPONSES[429]["headers"] = {

@@ -102,6 +102,11 @@ class TrainRequest(_Strict):
     validation_fraction: float = Field(
         0.2, ge=0, le=0.9, description="Stratified, seeded hold-out share for validation metrics; 0 disables."
     )
+    compute: Literal["auto", "local", "dask"] = Field(
+        "auto", description="Where a `data` table trains: `dask` on the Dask cluster of LOGREG_DASK_SCHEDULER (its "
+        "workers read the table; full-batch solvers only; plain number tables only), `local` in this service, "
+        "`auto` on Dask when a scheduler is configured. Rows in the body always train here.",
+    )
     calibration: Literal["none", "platt", "isotonic"] = Field(
         "none", description="Binary models: calibrate the probabilities on the validation split (Platt scaling or "
         "isotonic regression of the logit); needs validation_fraction > 0. The report shows its effect.",
@@ -245,6 +250,10 @@ class TrainResponse(BaseModel):
     calibration: dict[str, Any] | None = Field(
         None, description="With `calibration`: the method, its parameters, and Brier / ECE / reliability bins on the "
         "validation split before and after it (in-sample, optimistic) and cross-fitted over 5 folds.",
+    )
+    trained_on: dict[str, Any] | None = Field(
+        None, description="Trained on Dask: `compute` (`dask`), `workers`, `partitions`, `rows`. Its metrics are "
+        "computed on at most 100 000 rows of each split, sampled on the cluster.",
     )
 
 

@@ -139,6 +139,10 @@ class LinearLoss:
     def n_params(self) -> int:
         return self.k * (self.d + 1)
 
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
     @functools.cached_property
     def _Xt32(self) -> NDArray[np.float32] | None:
         """The copy in single precision, made on first use; None on raw X, on data too small to gain from it
@@ -166,6 +170,11 @@ class LinearLoss:
             self.l2,
             self.fit_intercept,
         )
+
+    def strided(self, step: int) -> LinearLoss:
+        """The same loss on every ``step``-th row from the first (weights renormalized): the rows a solver
+        pre-solves on."""
+        return self.subset(np.arange(0, self.n_rows, step))
 
     # -- the linear map between coefficients and logits ---------------------------------------------
     def _to_raw(self, W: Array) -> tuple[Array, Array]:
@@ -308,6 +317,10 @@ class LinearLoss:
         P = self._softmax(Z)
         return float(np.mean((P * (1.0 - P)) @ self.weights))
 
+    def curvature_at(self, w: Array) -> float:
+        """:meth:`curvature_scale` at the coefficients ``w``."""
+        return self.curvature_scale(self.logits(w))
+
     def hessp(self, w: Array) -> Callable[[Array], Array]:
         """Hessian-vector product operator at ``w``."""
         P = self.probabilities(w)
@@ -366,6 +379,11 @@ class LinearLoss:
             q = q / self.scale
             sq = sq / self.scale**2
         return q, sq
+
+    def weight_moments(self) -> tuple[float, Array, Array]:
+        """The sum of the weights and :meth:`weighted_moments` with them: what the diagonal preconditioner of
+        wide and sparse data is built from."""
+        return float(self.weights.sum()), *self.weighted_moments(self.weights)
 
     def weighted_gram(self, h: Array) -> Array:
         """``[Xs, 1]^T diag(h) [Xs, 1] + l2`` on the standardized features with an intercept column, built

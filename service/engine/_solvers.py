@@ -1,13 +1,20 @@
 """Full-batch solvers: L-BFGS, Newton (exact or conjugate-gradient) and accelerated proximal gradient.
 
-Each takes a :class:`~service.engine._loss.LinearLoss`, a flat starting point and a budget, and returns a
-:class:`SolverResult`. They know nothing about classes, labels or standardization.
+Each takes a loss, a flat starting point and a budget, and returns a :class:`SolverResult`. They know nothing
+about classes, labels or standardization, nor where the rows are.
+
+The loss is a :class:`~service.engine._loss.LinearLoss` (rows in this process) or any object with the
+methods of :class:`SmoothLoss` (e.g. :class:`~service.engine._partitioned.SummedLoss`, whose rows live in
+partitions elsewhere and whose every evaluation is one pass over them). L-BFGS's line search moves the logits
+of every row along a direction, so its trial points cost no product with ``X``; a loss that only offers
+``loss_grad`` gets the generic backtracking search (:func:`_backtrack`) instead, one evaluation per trial.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +38,38 @@ _SINGLE_RESYNC = 50
 _MEMORY_BYTES = 64 * 2**20
 #: ... and the pairs may always take this much, however small X is (digits keeps its 50 pairs).
 _MEMORY_MIN_BYTES = 2**20
+
+
+class SmoothLoss(Protocol):
+    """What the solvers use of a loss that does not hold its rows (see the module docstring); the conventions
+    (``W`` of shape ``(k, d + 1)``, intercept last and unpenalized, ``l2`` on the rest) are
+    :class:`~service.engine._loss.LinearLoss`'s."""
+
+    k: int
+    d: int
+    l2: float
+
+    @property
+    def n_params(self) -> int: ...
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+    def loss(self, w: Array) -> float: ...
+
+    def loss_grad(self, w: Array) -> tuple[float, Array]: ...
+
+    def curvature_at(self, w: Array) -> float: ...
+
+    def hessp(self, w: Array) -> Callable[[Array], Array]: ...
+
+    def hessian(self, w: Array) -> Array: ...
+
+
+Loss = LinearLoss | SmoothLoss
 
 
 @dataclass
@@ -107,6 +146,23 @@ def _line_search(
         del Q
         step = _next_step(f, slope, step, f_new)
     return None
+
+
+def _step(
+    loss: Loss, x: Array, f: float, g: Array, Z: Array | None, direction: Array, single: bool
+) -> tuple[Array, Array | None, float, Array] | None:
+    """One L-BFGS line search from ``x`` along ``direction``: the new point, its logits (None for a loss that
+    does not hold its rows, ``Z`` None), objective and gradient; None when no decrease is found."""
+    if Z is None:
+        found = _backtrack(loss.loss_grad, x, f, g, direction)
+        return None if found is None else (found[1], None, found[2], found[3])
+    assert isinstance(loss, LinearLoss)
+    searched = _line_search(loss, x, f, g, Z, direction, single)
+    if searched is None:
+        return None
+    x_new, Z_new, f_new, Q = searched
+    del searched
+    return x_new, Z_new, f_new, loss.gradient(x_new, Q, single)
 
 
 def _small_enough(f: float, g: Array, direction: Array, tol: float) -> bool:
@@ -209,7 +265,7 @@ class _Memory:
 
 
 def lbfgs(
-    loss: LinearLoss,
+    loss: Loss,
     x0: Array,
     *,
     max_iter: int,
@@ -233,12 +289,19 @@ def lbfgs(
     ``keep_pairs=False`` returns no ``curvature_pairs`` when preconditioned, which saves storing each ``y``.
     """
     x = x0.copy()
-    Z, f, g = _evaluate(loss, x)
-    single = loss.has_single
+    Z: Array | None
+    if isinstance(loss, LinearLoss):  # the logits of every row are held: trial points cost no product with X
+        Z, f, g = _evaluate(loss, x)
+        single = loss.has_single
+        curvature = loss.curvature_scale(Z)
+    else:
+        Z, (f, g) = None, loss.loss_grad(x)
+        single = False
+        curvature = loss.curvature_at(x)
     exact_at = 0  # the iteration of the last exact logits
     # The Hessian is about the mean p(1 - p) times the (whitened) feature Gram, so P / curvature sizes both
     # the first step and the gradient step of the stop rule.
-    gradient_scale = initial_scale = 1.0 / (loss.curvature_scale(Z) + loss.l2)
+    gradient_scale = initial_scale = 1.0 / (curvature + loss.l2)
     history = [f]
     # Many parameters (wide data, many classes): fewer pairs, within _MEMORY_BYTES and a quarter of the size of X
     # (wide sparse data can be small next to its coefficients), but never fewer than 10.
@@ -255,6 +318,7 @@ def lbfgs(
     while True:
         q = -pairs.times(g, initial_scale)
         if single:
+            assert isinstance(loss, LinearLoss)
             near = _small_enough(max(abs(f), f_scale), g, q, max(tol, _SINGLE_UNTIL))
             if near or n_iter - exact_at >= _SINGLE_RESYNC:
                 Z, f, g = _evaluate(loss, x)  # exact logits: those of single-precision steps drift
@@ -271,20 +335,20 @@ def lbfgs(
             break
         if n_iter >= max_iter:
             break
-        found = _line_search(loss, x, f, g, Z, q, single)
+        found = _step(loss, x, f, g, Z, q, single)
         if found is None and single:  # the rounding may hide the decrease: look again in double precision
+            assert isinstance(loss, LinearLoss)
             single, exact_at = False, n_iter
             Z, f, g = _evaluate(loss, x)
             history[-1] = exact_f = f
             continue
         if found is None and pairs.count:  # the memory went stale: restart from a scaled gradient step
             pairs.clear()
-            found = _line_search(loss, x, f, g, Z, -initial_scale * pairs.precondition(g), single)
+            found = _step(loss, x, f, g, Z, -initial_scale * pairs.precondition(g), single)
         if found is None:
             break
-        x_new, Z, f, Q = found
-        g_new = loss.gradient(x_new, Q, single)
-        del found, Q  # not kept through the next line search: on large data a vector of n
+        x_new, Z, f, g_new = found
+        del found
         s, y = x_new - x, g_new - g
         yy = float(y @ y)
         if yy > 0.0 and float(s @ y) > 1e-12 * yy:  # y underflows to 0 on separable data
@@ -325,7 +389,7 @@ def _conjugate_gradient(hessp: Callable[[Array], Array], b: Array, rtol: float, 
 
 
 def newton(
-    loss: LinearLoss,
+    loss: Loss,
     x0: Array,
     *,
     max_iter: int,
@@ -360,7 +424,7 @@ def newton(
             break
         found = _backtrack(loss.loss_grad, x, f, g, direction, 1.0)
         if found is None:
-            found = _backtrack(loss.loss_grad, x, f, g, -g / (loss.curvature_scale(loss.logits(x)) + loss.l2), 1.0)
+            found = _backtrack(loss.loss_grad, x, f, g, -g / (loss.curvature_at(x) + loss.l2), 1.0)
         if found is None:
             break
         _, x, f, g = found
@@ -376,7 +440,7 @@ def soft_threshold(x: Array, threshold: Array | float) -> Array:
     return np.sign(x) * np.maximum(np.abs(x) - threshold, 0.0)
 
 
-def penalized_mask(loss: LinearLoss) -> Array:
+def penalized_mask(loss: Loss) -> Array:
     """1 for coefficients that carry the L1 penalty, 0 for intercepts."""
     mask = np.ones((loss.k, loss.d + 1))
     mask[:, loss.d] = 0.0
@@ -384,7 +448,7 @@ def penalized_mask(loss: LinearLoss) -> Array:
 
 
 def proximal_gradient(
-    loss: LinearLoss,
+    loss: Loss,
     x0: Array,
     *,
     l1: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -13,10 +14,11 @@ from numpy.typing import NDArray
 from ._base import ParamsMixin
 from ._loss import Array, LinearLoss, log1pexp, log_softmax
 from ._minibatch import MINIBATCH_SOLVERS, Schedule, minibatch
+from ._partitioned import Partitions, SummedLoss, centered_squares, class_counts, column_sums, part_of
 from ._solvers import Callback, SolverResult, lbfgs, newton, proximal_gradient
 from ._validation import check_class_labels, check_sample_weight, check_X, check_y, feature_names_of
 from .exceptions import ConvergenceWarning, not_fitted_error
-from .params import SOLVERS, check_params
+from .params import FULL_BATCH_SOLVERS, SOLVERS, check_params
 
 #: Budgets when ``max_iter=None``: iterations for full-batch solvers, epochs for mini-batch ones.
 DEFAULT_MAX_ITER = {"lbfgs": 1000, "newton": 100, "proximal": 10000, **dict.fromkeys(MINIBATCH_SOLVERS, 200)}
@@ -270,16 +272,22 @@ class LogisticRegression(ParamsMixin):
 
     def _class_weights(self, y_enc: NDArray[np.intp], sw: Array) -> Array:
         k = len(self.classes_)
+        return self._class_weight_vector(lambda: (np.bincount(y_enc, weights=sw, minlength=k), float(sw.sum())))
+
+    def _class_weight_vector(self, weight_by_class: Callable[[], tuple[Array, float]]) -> Array:
+        """The weight of each class; ``weight_by_class()`` gives the sample weight of each class and of all
+        (asked for by ``"balanced"`` only)."""
+        k = len(self.classes_)
         if self.class_weight is None:
             return np.ones(k)
         if isinstance(self.class_weight, str):
             if self.class_weight != "balanced":
                 raise ValueError(f"class_weight must be None, 'balanced' or a mapping, got {self.class_weight!r}")
-            counts = np.bincount(y_enc, weights=sw, minlength=k)
+            counts, total = weight_by_class()
             if (counts <= 0).any():
                 empty = self.classes_[counts <= 0].tolist()
                 raise ValueError(f"class_weight='balanced' needs weight in every class; {empty} have none")
-            return float(sw.sum()) / (k * counts)
+            return total / (k * counts)
         weights = np.ones(k)
         known = {self._label_key(c): i for i, c in enumerate(self.classes_)}
         for label, w in dict(self.class_weight).items():
@@ -344,6 +352,71 @@ class LogisticRegression(ParamsMixin):
         weights *= sw
         del sw  # on large data every per-sample array the fit keeps is memory next to X: only the loss's stay
         total = float(weights.sum())
+        alpha, l1_share = self._strength(total)
+        loss = LinearLoss(
+            X,
+            y_enc.astype(np.intp, copy=False),
+            np.divide(weights, total, out=weights),
+            mean if self.standardize and self.fit_intercept and not sparse else None,
+            scale if self.standardize else None,
+            len(classes),
+            l2=alpha * (1.0 - l1_share),
+            fit_intercept=self.fit_intercept,
+        )
+        prior = functools.partial(np.bincount, y_enc, weights=loss.weights, minlength=loss.n_classes)
+        x0 = self._initial_coef(loss.k, loss.d, prior, previous, mean, scale)
+        result = self._solve(loss, x0, alpha * l1_share, callback)
+        return self._set_solution(result, loss.k, loss.d, alpha, mean, scale, conversions)
+
+    def fit_partitioned(self, parts: Partitions, classes: Any, n_features: int, *,
+                        callback: Callback | None = None) -> Self:
+        """Fit to rows split into partitions that live elsewhere (a cluster's workers): each partition a
+        :class:`~._partitioned.Block` whose class codes index ``classes`` (sorted, as ``np.unique`` gives them).
+
+        The same model as :meth:`fit` on the rows of all partitions in order, without sample weights: the class
+        counts, the standardization and every evaluation of the objective are sums over the partitions (see
+        :mod:`._partitioned`); L-BFGS pre-solves on the same strided subsample, brought here. Full-batch
+        solvers only: the mini-batch ones need the rows in this process.
+        """
+        self._check_params()
+        if self.solver not in FULL_BATCH_SOLVERS:
+            raise ValueError(
+                f"solver {self.solver!r} takes mini-batches of rows in this process; a fit on partitions takes "
+                f"a full-batch solver: one of {FULL_BATCH_SOLVERS}"
+            )
+        classes = np.asarray(classes)
+        if classes.shape[0] < 2:
+            raise ValueError(f"{classes.shape[0]} class(es) {classes.tolist()}; logistic regression needs at least 2")
+        previous = self._warm_start_coef(n_features, classes)
+        self.classes_ = classes
+        self.n_features_in_ = n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        k, d = classes.shape[0], n_features
+        counts = np.asarray(parts.map_sum(class_counts, k), dtype=np.float64)
+        n = int(counts.sum())
+        class_w = self._class_weight_vector(lambda: (counts, float(counts.sum())))
+        totals = counts * class_w
+        total = float(totals.sum())
+        alpha, l1_share = self._strength(total)
+        if self.standardize:
+            mean = parts.map_sum(column_sums) / n
+            scale = np.sqrt(parts.map_sum(centered_squares, mean) / n)
+            scale[scale == 0.0] = 1.0
+            if not self.fit_intercept:
+                mean = np.zeros_like(mean)
+        else:
+            mean, scale = np.zeros(d), np.ones(d)
+        loss_mean = mean if self.standardize and self.fit_intercept else None
+        loss_scale = scale if self.standardize else None
+        losses = parts.map_keep(part_of, class_w / total, loss_mean, loss_scale, k, self.fit_intercept)
+        loss = SummedLoss(losses, n, d, k, alpha * (1.0 - l1_share), self.fit_intercept, loss_mean, loss_scale)
+        x0 = self._initial_coef(loss.k, d, lambda: totals / total, previous, mean, scale)
+        result = self._solve(loss, x0, alpha * l1_share, callback)
+        return self._set_solution(result, loss.k, d, alpha, mean, scale)
+
+    def _strength(self, total: float) -> tuple[float, float]:
+        """The penalty's strength ``alpha`` and its L1 share, for sample and class weights summing to ``total``."""
         if total <= 0:
             raise ValueError(
                 "the sample and class weights sum to 0 (every row's weight is zero): at least one sample must carry "
@@ -356,31 +429,25 @@ class LogisticRegression(ParamsMixin):
         if self.penalty == "none":
             alpha = 0.0
         l1_share = {"l2": 0.0, "l1": 1.0, "elasticnet": float(self.l1_ratio), "none": 0.0}[self.penalty]
-        loss = LinearLoss(
-            X,
-            y_enc.astype(np.intp, copy=False),
-            np.divide(weights, total, out=weights),
-            mean if self.standardize and self.fit_intercept and not sparse else None,
-            scale if self.standardize else None,
-            len(classes),
-            l2=alpha * (1.0 - l1_share),
-            fit_intercept=self.fit_intercept,
-        )
-        x0 = self._initial_coef(loss, y_enc, previous, mean, scale)
-        result = self._solve(loss, x0, alpha * l1_share, callback)
-        W = result.coef.reshape(loss.k, loss.d + 1)
-        if loss.k > 1 and self.fit_intercept:
-            W[:, loss.d] -= W[:, loss.d].mean()  # softmax is invariant to a common shift
+        return alpha, l1_share
+
+    def _set_solution(self, result: SolverResult, k: int, d: int, alpha: float, mean: Array, scale: Array,
+                      conversions: list[str] | None = None) -> Self:
+        """The fitted attributes from a solver's result in standardized space (and its warnings: the input
+        ``conversions`` the fit made, and a convergence warning if any)."""
+        W = result.coef.reshape(k, d + 1)
+        if k > 1 and self.fit_intercept:
+            W[:, d] -= W[:, d].mean()  # softmax is invariant to a common shift
         self.alpha_ = alpha
         self.mean_, self.scale_ = mean, scale
-        self.standardized_coef_ = W[:, : loss.d].copy()
-        self.standardized_intercept_ = W[:, loss.d].copy()
+        self.standardized_coef_ = W[:, :d].copy()
+        self.standardized_intercept_ = W[:, d].copy()
         self.coef_ = self.standardized_coef_ / scale
         self.intercept_ = self.standardized_intercept_ - self.coef_ @ mean
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self.loss_history_ = [float(v) for v in result.loss_history]
-        self.fit_warnings_: list[str] = conversions
+        self.fit_warnings_: list[str] = list(conversions or [])
         if not result.converged and not result.stopped:
             message = (
                 f"solver {self.solver!r} did not converge in {result.n_iter} "
@@ -388,7 +455,7 @@ class LogisticRegression(ParamsMixin):
                 f"(tol={self._tol()}); raise max_iter or tol, or standardize the features"
             )
             self.fit_warnings_.append(message)
-            warnings.warn(ConvergenceWarning(message), stacklevel=2)
+            warnings.warn(ConvergenceWarning(message), stacklevel=3)
         return self
 
     def _tol(self) -> float:
@@ -408,40 +475,42 @@ class LogisticRegression(ParamsMixin):
 
     def _initial_coef(
         self,
-        loss: LinearLoss,
-        y_enc: NDArray[np.intp],
+        k: int,
+        d: int,
+        prior_of: Callable[[], Array],
         previous: tuple[Array, Array] | None,
         mean: Array,
         scale: Array,
     ) -> Array:
-        W = np.zeros((loss.k, loss.d + 1))
+        """The start: the previous fit's coefficients (warm start), else intercepts at the log-odds of the
+        classes' shares of the weight ``prior_of()``, else zeros."""
+        W = np.zeros((k, d + 1))
         if previous is not None:
             coef, intercept = previous
-            W[:, : loss.d] = coef * scale
-            W[:, loss.d] = intercept + coef @ mean
+            W[:, :d] = coef * scale
+            W[:, d] = intercept + coef @ mean
         elif self.fit_intercept:
-            prior = np.bincount(y_enc, weights=loss.weights, minlength=loss.n_classes)
-            prior = np.clip(prior, 1e-12, None)
-            if loss.k == 1:
-                W[0, loss.d] = np.log(prior[1] / prior[0])
+            prior = np.clip(prior_of(), 1e-12, None)
+            if k == 1:
+                W[0, d] = np.log(prior[1] / prior[0])
             else:
-                W[:, loss.d] = np.log(prior) - np.log(prior).mean()
+                W[:, d] = np.log(prior) - np.log(prior).mean()
         return W.ravel()
 
-    def _solve(self, loss: LinearLoss, x0: Array, l1: float, callback: Callback | None) -> SolverResult:
+    def _solve(self, loss: LinearLoss | SummedLoss, x0: Array, l1: float, callback: Callback | None) -> SolverResult:
         solver = self.solver
         max_iter = DEFAULT_MAX_ITER[solver] if self.max_iter is None else int(self.max_iter)
         tol = self._tol()
         if solver == "lbfgs":
             pairs = None
-            n = loss.X.shape[0]
+            n = loss.n_rows
             precond = None
             if n >= 2 * _PRESOLVE_ROWS and loss.d <= _PRECONDITION_MAX_FEATURES:
                 # Large data: whiten the features with the inverse Gram of an evenly strided subsample and
                 # solve on that subsample first. It lands near the optimum and its curvature pairs match
                 # the full Hessian well, so the full-data phase needs only a few passes over X. (On small
                 # data the whitening costs more iterations than it saves, measured on breast-cancer.)
-                sub = loss.subset(np.arange(0, n, n // _PRESOLVE_ROWS))
+                sub = loss.strided(n // _PRESOLVE_ROWS)
                 precond = _inverse_gram(sub)
                 pre = lbfgs(sub, x0, max_iter=max_iter, tol=max(tol, 1e-6), preconditioner=precond)
                 x0, pairs = pre.coef, pre.curvature_pairs
@@ -456,6 +525,8 @@ class LogisticRegression(ParamsMixin):
         if solver == "proximal":
             return proximal_gradient(loss, x0, l1=l1, max_iter=max_iter, tol=tol, callback=callback)
         if solver in MINIBATCH_SOLVERS:
+            if not isinstance(loss, LinearLoss):
+                raise ValueError(f"solver {solver!r} needs the rows in this process")
             rng = np.random.default_rng(self.random_state)
             validation = None
             if self.early_stopping:
@@ -553,7 +624,7 @@ def _inverse_gram(loss: LinearLoss) -> Array:
     return np.linalg.inv(G)
 
 
-def _centered_diagonal(loss: LinearLoss) -> Callable[[Array], Array]:
+def _centered_diagonal(loss: LinearLoss | SummedLoss) -> Callable[[Array], Array]:
     """For wide data, where :func:`_inverse_gram` is out of reach, and for sparse data: the inverse of the
     weighted Gram of the features as if each were centered (around its weighted mean ``mu``) and the centered
     features uncorrelated.
@@ -565,10 +636,8 @@ def _centered_diagonal(loss: LinearLoss) -> Callable[[Array], Array]:
     and scaling give dense data: on raw positive features the intercept and every feature's mean share one
     steep direction of the objective that plain L-BFGS spends many iterations finding.
     """
-    h = loss.weights
     d = loss.d
-    s = float(h.sum())
-    q, sq = loss.weighted_moments(h)
+    s, q, sq = loss.weight_moments()
     mu = q / s if loss.fit_intercept else np.zeros(d)
     D = np.maximum(sq - mu * q, 0.0) + loss.l2
     D += 1e-8 * max(float(D.mean()), 1e-12)  # never-seen features without l2: their gradient is always 0

@@ -99,9 +99,21 @@ def feature_statistics(
         raise ValueError("feature_statistics needs a non-empty (rows, features) matrix and one name per column")
     with np.errstate(over="ignore", invalid="ignore"):
         mean, std = column_stats(X)
-    mins, maxs = X.min(axis=0), X.max(axis=0)
-    n = X.shape[0]
-    sample = X if n <= max_sample else X[np.sort(np.random.default_rng(seed).choice(n, max_sample, replace=False))]
+    return reference_statistics(X.shape[0], mean, std, X.min(axis=0), X.max(axis=0), X, feature_names,
+                                max_sample, seed)
+
+
+def reference_statistics(
+    n: int, mean: NDArray[np.float64], std: NDArray[np.float64], mins: NDArray[np.float64],
+    maxs: NDArray[np.float64], rows: NDArray[np.float64], feature_names: Sequence[str],
+    max_sample: int = MAX_REFERENCE_ROWS, seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`feature_statistics` from the ``n`` training rows' mean, std, min and max and ``rows``, all of them
+    or a sample (rows on a cluster): the deciles and bin shares are of at most ``max_sample`` of ``rows``."""
+    m = rows.shape[0]
+    sample = rows
+    if m > max_sample:
+        sample = rows[np.sort(np.random.default_rng(seed).choice(m, max_sample, replace=False))]
     quantiles = np.quantile(sample, QUANTILE_LEVELS, axis=0)  # (9, d)
     shares = bin_counts(bin_indices(quantiles, sample)) / sample.shape[0]
     return {

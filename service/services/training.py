@@ -285,6 +285,48 @@ def train_and_store(
         estimator.fit(fit_X, y_train, callback=progress)
     except (ValueError, FloatingPointError) as exc:
         raise InvalidInputError(f"training failed: {exc}") from None
+    return store_version(
+        registry, name, estimator, names=names, n_samples=n, fit_X=fit_X, y_train=y_train, val_X=val_X, y_val=y_val,
+        val_rows=val_idx, statistics=lambda: drift.feature_statistics(
+            X_train if encoder is None else encoder.drift_view(X_train), names, seed=seed or 0),
+        encoder=encoder, params=params, validation_fraction=validation_fraction, calibration=calibration,
+        description=description, tags=tags, progress=progress, start=start)
+
+
+def store_version(
+    registry: ModelRegistry,
+    name: str,
+    estimator: LogisticRegression,
+    *,
+    names: list[str],
+    n_samples: int,
+    fit_X: Any,
+    y_train: NDArray[Any],
+    val_X: Any,
+    y_val: NDArray[Any],
+    val_rows: NDArray[np.int64],
+    statistics: Callable[[], dict[str, Any]],
+    encoder: TableEncoder | None,
+    params: dict[str, Any],
+    validation_fraction: float,
+    calibration: str,
+    description: str | None,
+    tags: dict[str, str] | None,
+    progress: TrainingProgress,
+    start: float,
+    n_train: int | None = None,
+    n_validation: int | None = None,
+    trained_on: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The end of every training: calibrate (on the validation rows), evaluate, describe and store a fitted
+    ``estimator``; return the report. ``fit_X, y_train`` and ``val_X, y_val`` are the rows the metrics are
+    computed on, ``val_rows`` the validation rows' positions in the table as sent: every row of each split, or
+    a sample (rows on a cluster; ``n_train`` and ``n_validation`` then say how many rows the splits have).
+    ``statistics`` gives the drift reference (:func:`.drift.feature_statistics`); ``trained_on`` says where
+    the fit ran."""
+    seed = params.get("random_state")
+    n_train = y_train.shape[0] if n_train is None else n_train
+    n_validation = y_val.shape[0] if n_validation is None else n_validation
     progress.phase("evaluating")
     messages = list(estimator.fit_warnings_)
     calibration_report = None
@@ -297,31 +339,30 @@ def train_and_store(
     progress.check()
     validation_metrics = None
     validation_sample = None
-    if val_idx.size:
+    if y_val.size:
         proba_val = served.predict_proba(val_X)
         validation_metrics = evaluation.classification_summary(y_val, proba_val, model.classes_)
         progress.check()
-        keep = np.arange(val_idx.size)
+        keep = np.arange(y_val.size)
         most = max(100, min(MAX_VALIDATION_SAMPLE, MAX_VALIDATION_VALUES // len(model.classes_)))
         if keep.size > most:  # a seeded sample, fewer rows for many classes: rows x classes stays bounded
             keep = np.sort(np.random.default_rng(seed).choice(keep.size, most, replace=False))
         validation_sample = {
-            "rows": val_idx[keep].tolist(),  # positions in the training set as sent
+            "rows": val_rows[keep].tolist(),  # positions in the training set as sent
             "labels": y_val[keep].tolist(),
             "probabilities": proba_val[keep].tolist(),
         }
-    statistics = drift.feature_statistics(X_train if encoder is None else encoder.drift_view(X_train), names,
-                                          seed=seed or 0)
-    train_stats = {"mean": np.array([f["mean"] for f in statistics["features"]]),
-                   "std": np.array([f["std"] for f in statistics["features"]])}
+    reference = statistics()
+    feature_means = np.array([f["mean"] for f in reference["features"]])
+    feature_stds = np.array([f["std"] for f in reference["features"]])
     coefficients, intercepts = coefficient_table(estimator, names, encoder)
     report = {
         "model": name,
         "classes": model.classes_.tolist(),
         "feature_names": names,
-        "n_samples": int(n),
-        "n_train": int(train_idx.size),
-        "n_validation": int(val_idx.size),
+        "n_samples": int(n_samples),
+        "n_train": int(n_train),
+        "n_validation": int(n_validation),
         "converged": bool(estimator.converged_),
         "n_iter": int(estimator.n_iter_),
         "warnings": messages,
@@ -331,6 +372,8 @@ def train_and_store(
     }
     if calibration_report is not None:
         report["calibration"] = calibration_report
+    if trained_on is not None:
+        report["trained_on"] = trained_on
     metadata = {
         **report,
         "params": params,
@@ -339,9 +382,9 @@ def train_and_store(
         "tags": tags or {},
         "coefficients": coefficients,
         "intercepts": intercepts,
-        "feature_means": train_stats["mean"].tolist(),
-        "feature_stds": train_stats["std"].tolist(),  # finite: checked above
-        "feature_statistics": statistics,  # drift monitoring
+        "feature_means": feature_means.tolist(),
+        "feature_stds": feature_stds.tolist(),  # finite: checked before the fit
+        "feature_statistics": reference,  # drift monitoring
         "alpha": float(estimator.alpha_),
         "standardization": {"mean": estimator.mean_.tolist(), "scale": estimator.scale_.tolist()},
         "validation_sample": validation_sample,

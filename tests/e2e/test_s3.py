@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from service.engine import LogisticRegression
+
 from .conftest import Server, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -335,3 +337,29 @@ def test_cli_missing_key_exits_4_with_one_line(moto: Moto, tmp_path: Path) -> No
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("logreg: error: ") and uri in lines[0]
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").iterdir())
+
+
+# -- on a Dask cluster ---------------------------------------------------------------------------------------
+def test_dask_workers_read_s3_themselves_and_train_the_model_of_the_one_process_fit(
+        moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers read the Parquet parts from S3 with their own credentials (their environment) and the
+    endpoint the service passes on; the model is the one the service fits itself on the same rows."""
+    distributed = pytest.importorskip("distributed")
+    from service.data.sources import open_files
+    from service.services.distributed import train_on_cluster
+    from service.store.registry import ModelRegistry
+
+    for name, value in moto.env().items():  # the service lists the parts with them too
+        monkeypatch.setenv(name, value)
+    uri = f"s3://{BUCKET}/parts/part-*.parquet"
+    files = open_files(uri, None, roots=None, s3_endpoint_url=moto.url)
+    registry = ModelRegistry(tmp_path / "store")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None, env=moto.env()) as cluster:
+        report = train_on_cluster(registry, "on-dask", files, "y", scheduler=cluster.scheduler_address,
+                                  s3_endpoint_url=moto.url, validation_fraction=0.0, params={"random_state": 0})
+    assert report["trained_on"] == {"compute": "dask", "workers": 2, "partitions": 2, "rows": ROWS}
+    local = LogisticRegression(random_state=0).fit(moto.X, moto.y)
+    assert abs(report["loss_history"][-1] - local.loss_history_[-1]) <= 1e-6
+    np.testing.assert_allclose(registry.load("on-dask").model.predict_proba(moto.X), local.predict_proba(moto.X),
+                               atol=1e-5)

@@ -21,6 +21,7 @@ from ...data.sources import open_files
 from ...data.tables import Limits, read_csv_stream, stream_opener
 from ...domain import JobState, TrainParams
 from ...errors import ConflictError, InvalidInputError
+from ...services.distributed import check_cluster_request, require_dask, train_on_cluster
 from ...services.training import (
     JobControl,
     TrainingProgress,
@@ -29,6 +30,7 @@ from ...services.training import (
     read_training_table,
     train_and_store,
 )
+from ...store.registry import ModelRegistry
 from .. import examples
 from ..deps import RegistryDep, SettingsDep, TrainerDep, log_fields
 from ..errors import BODY, KEYED, error_responses
@@ -69,12 +71,14 @@ _MULTIPART_SCHEMA = {
         "Fits a logistic-regression model and stores it as the next version of `model`. Send JSON with "
         "`features` (rows) or `records` (objects by feature name) and `labels`; or JSON with `data`: the `uri` of "
         "a CSV or Parquet table (a path under LOGREG_DATA_ROOTS, or `s3://bucket/key`, a glob or a prefix of part "
-        "files), its `target` column and optionally `format` and `features`; or `multipart/form-data` with a CSV "
-        "`file`, its `target` column and `model` (`curl -F file=@data.csv -F target=y -F model=m`; the upload is "
-        "spooled to disk, up to LOGREG_MAX_UPLOAD_BYTES). A stratified `validation_fraction` is held out for "
-        "validation metrics. Convergence warnings are returned in `warnings`. Training runs in a worker thread: "
-        "predictions keep flowing; large sets and every `data` source that is large run as background jobs, "
-        "whose progress (`phase`, rows and bytes read, iteration, loss, time left) `GET /jobs/{id}` shows."
+        "files), its `target` column and optionally `format` and `features` (with LOGREG_DASK_SCHEDULER set, or "
+        "`\"compute\": \"dask\"`, the table trains on the Dask cluster, whose workers read it); or "
+        "`multipart/form-data` with a CSV `file`, its `target` column and `model` (`curl -F file=@data.csv "
+        "-F target=y -F model=m`; the upload is spooled to disk, up to LOGREG_MAX_UPLOAD_BYTES). A stratified "
+        "`validation_fraction` is held out for validation metrics. Convergence warnings are returned in "
+        "`warnings`. Training runs in a worker thread: predictions keep flowing; large sets and every `data` "
+        "source that is large run as background jobs, whose progress (`phase`, rows and bytes read, iteration, "
+        "loss, time left) `GET /jobs/{id}` shows."
     ),
     response_model=TrainResponse,
     openapi_extra=openapi_body(TrainRequest, multipart=_MULTIPART_SCHEMA, json_examples=examples.TRAIN),
@@ -118,6 +122,10 @@ async def train(
     check_iteration_budget(spec.options["params"], settings.max_iter_limit)
 
     def work(control: JobControl) -> dict[str, Any]:
+        if spec.run is not None:  # on a cluster: the data never comes here
+            report = spec.run(registry, control)
+            trainer.monitoring.rows_observed("/train", report["n_samples"])
+            return report
         data = spec.load(control)
         try:
             if spec.X is None:
@@ -160,6 +168,7 @@ class _Training:
     cells: int  # the size that decides on a background job
     X: Any = field(default=None)
     digest: str | None = None  # of the request, kept with an Idempotency-Key
+    run: Callable[[ModelRegistry, TrainingProgress], dict[str, Any]] | None = None  # trains elsewhere (Dask)
 
 
 def _options(envelope: TrainRequest, params: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
@@ -181,6 +190,9 @@ def _in_memory(name: str, options: dict[str, Any], data: TrainingSet) -> _Traini
 def _from_json(envelope: TrainRequest, bulk: dict[str, Any]) -> _Training:
     """The training from a validated JSON body of rows: numbers to numpy, off the event loop. Rows of plain
     numbers train as they are; text, booleans or nulls make a mixed-type table (as does an `encoding`)."""
+    if envelope.compute == "dask":
+        raise InvalidInputError("\"compute\": \"dask\" trains a table at a `data` URI, which the Dask workers read "
+                                "themselves; rows in the body train in this service", {"field": "compute"})
     if "labels" not in bulk:
         raise InvalidInputError("`labels` is required: one label per row", {"field": "labels"})
     names = envelope.feature_names or _record_names(bulk.get("records"))
@@ -207,15 +219,45 @@ def _from_uri(envelope: TrainRequest, bulk: dict[str, Any], settings: Settings) 
     if bulk or envelope.feature_names is not None:
         raise InvalidInputError("give `data` or rows (`features`/`records` with `labels`), not both",
                                 {"field": "data"})
+    on_dask = _on_dask(envelope, settings)
     files = open_files(data.uri, data.format, roots=settings.data_root_paths(),
                        s3_endpoint_url=settings.s3_endpoint_url)
+    tags = {"source": data.uri, **envelope.tags}
+    if on_dask:
+        assert settings.dask_scheduler is not None
+        options = _options(envelope, tags=tags)
+        check_cluster_request(options["params"], envelope.encoding)  # refused now, not in a job
+
+        def run(registry: ModelRegistry, progress: TrainingProgress) -> dict[str, Any]:
+            return train_on_cluster(registry, envelope.model, files, data.target, data.features,
+                                    scheduler=settings.dask_scheduler, s3_endpoint_url=settings.s3_endpoint_url,
+                                    connect_timeout=settings.dask_connect_timeout_seconds,
+                                    max_iter_limit=settings.max_iter_limit, progress=progress, **options)
+
+        return _Training(envelope.model, options, _not_here, files.total_bytes // 8, run=run)
 
     def load(progress: TrainingProgress) -> TrainingSet:
         return read_training_table(files, data.target, data.features, settings.max_train_bytes, progress,
                                    envelope.encoding, settings.train_memory_bytes, settings.scratch_path())
 
-    tags = {"source": data.uri, **envelope.tags}
     return _Training(envelope.model, _options(envelope, tags=tags), load, files.total_bytes // 8)
+
+
+def _on_dask(envelope: TrainRequest, settings: Settings) -> bool:
+    """Whether a `data` training runs on the Dask cluster: asked for, or the default where one is configured.
+    Asked for without a scheduler is a 422; with one but without Dask installed, a 503 saying how to install it."""
+    if envelope.compute == "local" or (envelope.compute == "auto" and not settings.dask_scheduler):
+        return False
+    if not settings.dask_scheduler:
+        raise InvalidInputError("\"compute\": \"dask\" needs a Dask cluster, and this service has none: set "
+                                "LOGREG_DASK_SCHEDULER to its scheduler's address (tcp://host:8786)",
+                                {"field": "compute", "setting": "LOGREG_DASK_SCHEDULER"})
+    require_dask()
+    return True
+
+
+def _not_here(progress: TrainingProgress) -> TrainingSet:
+    raise AssertionError("a training on the cluster reads no rows here")
 
 
 def _record_names(records: Any) -> list[str] | None:
