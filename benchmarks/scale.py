@@ -4,8 +4,8 @@ Two parts, chosen with ``--part dask|ooc|all`` (default ``all``); each prints it
 
 - ``ooc``, out of core on one machine: a table several times the memory budget, streamed from a scratch file
   (fit time, peak anonymous memory against the budget, objective gap to the in-memory fit of a slice, time per
-  pass vs the time to read the file once). Its section below is a placeholder until the out-of-core training
-  lands; it says so when run.
+  pass vs the time to read the file once): ``--ooc-rows`` x 50 (20 000 000: 8 GB of float64, as Parquet in
+  ``--ooc-dir``) with a ``--ooc-budget`` of 1 GiB; see :mod:`_out_of_core`.
 - ``dask``, on a Dask cluster: ``--rows`` x ``--features`` (400 000 x 50) binary, written as ``--partitions``
   Parquet files, read once by a ``distributed.LocalCluster`` of ``--workers`` worker processes x 1 thread on
   loopback and persisted there. On that same persisted frame:
@@ -26,6 +26,7 @@ Two parts, chosen with ``--part dask|ooc|all`` (default ``all``); each prints it
 Run it from the repository root with::
 
     .venv/bin/python benchmarks/scale.py --part dask
+    .venv/bin/python benchmarks/scale.py --part ooc --ooc-rows 2000000 --ooc-slice 500000 --ooc-budget 67108864
     .venv/bin/python benchmarks/scale.py --part dask --rows 100000 --repeats 1   # quicker
 
 Needs the ``dask`` extra and ``dask-ml`` (``pip install -e '.[dev]' dask-ml``). Targets print as PASS/MISS;
@@ -74,9 +75,14 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 # Out of core (issue 14, part 1)
 # ==============================================================================================================
 def run_ooc(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The out-of-core part: not written yet (it comes with the out-of-core training)."""
-    print("\n== out of core ==\n(not implemented yet: this section comes with the out-of-core training)")
-    return None
+    """The out-of-core part (:mod:`_out_of_core`): the whole table trained from disk within the budget, a slice
+    out of core against in memory."""
+    import _out_of_core
+
+    print("\n== out of core ==")
+    result = _out_of_core.run(args.ooc_rows, args.ooc_slice, args.ooc_budget, args.ooc_dir)
+    print("\n".join(_out_of_core.report(result)))
+    return result
 
 
 # ==============================================================================================================
@@ -221,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=8, help="Dask part: Parquet files (partitions)")
     parser.add_argument("--workers", type=int, default=2, help="Dask part: worker processes (1 thread each)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ooc-rows", type=int, default=20_000_000, help="out-of-core part: rows (x 50)")
+    parser.add_argument("--ooc-slice", type=int, default=2_000_000, help="out-of-core part: rows of the slice "
+                        "trained both in memory and out of core")
+    parser.add_argument("--ooc-budget", type=int, default=2**30, help="out-of-core part: LOGREG_TRAIN_MEMORY_BYTES")
+    parser.add_argument("--ooc-dir", type=Path, help="out-of-core part: where the table is written (and reused)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     print(f"machine: {cpu_model()}, {platform.python_version()}; {service_revision()}")
