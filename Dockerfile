@@ -49,11 +49,16 @@ RUN groupadd --gid 10001 logreg \
     && mkdir -p /data/model_store /data/training \
     && chown -R logreg:logreg /data
 
+# The exact versions of requirements.lock (requirements-dask.lock with the dask extra; `make lock` refreshes
+# them), then the wheel without resolving anything again: the image is the same whenever it is built.
+COPY requirements.lock requirements-dask.lock /tmp/lock/
 COPY --from=build /dist/ /tmp/dist/
 RUN python -m venv "$VIRTUAL_ENV" \
-    && wheel="$(echo /tmp/dist/*.whl)" \
-    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir "${wheel}${LOGREG_EXTRAS:+[$LOGREG_EXTRAS]}" \
-    && rm -rf /tmp/dist \
+    && lock="/tmp/lock/requirements${LOGREG_EXTRAS:+-$LOGREG_EXTRAS}.lock" \
+    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --no-deps -r "$lock" \
+    && "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --no-deps /tmp/dist/*.whl \
+    && "$VIRTUAL_ENV/bin/pip" check \
+    && rm -rf /tmp/dist /tmp/lock \
     && logreg --help > /dev/null
 
 # `logreg serve` reads its defaults from these; override them with -e / compose `environment:`.

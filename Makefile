@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STORE ?= model_store
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench lock docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/abuse.py
 	$(BIN)/python -m pip install --quiet 'dask-ml>=2024.4'  # the Dask benchmark's reference only
 	$(BIN)/python benchmarks/scale.py --part all
+
+# The exact versions the image installs: requirements.lock (runtime) and requirements-dask.lock (with the dask
+# extra), resolved from pyproject.toml's lower bounds by pip-tools (in a venv of its own).
+lock:
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet 'pip-tools>=7.4'
+	$(VENV)-lock/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
+	$(VENV)-lock/bin/pip-compile --quiet --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		--extra dask --output-file requirements-dask.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
