@@ -26,7 +26,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # .dockerignore keeps the virtualenvs, the model registry, caches and tests out of the context.
 COPY . .
-RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+# The guide (docs/, MkDocs) is built into the package, so the image serves it at /guide, offline.
+RUN python -m pip install --no-cache-dir 'mkdocs>=1.6' 'mkdocs-material>=9.5' \
+    && NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet \
+    && python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 ############################
 # runtime

@@ -41,6 +41,11 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet 'dask-ml>=2024.4'  # the Dask benchmark's reference only
 	$(BIN)/python benchmarks/scale.py --part all
 
+# The guide: docs/ built by MkDocs into the package (service/static/guide), served at /guide; --strict fails on
+# a broken link or anchor.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # The exact versions the image installs: requirements.lock (runtime) and requirements-dask.lock (with the dask
 # extra), resolved from pyproject.toml's lower bounds by pip-tools (in a venv of its own).
 lock:

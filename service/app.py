@@ -9,6 +9,7 @@ import os
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,7 +27,7 @@ from .api.middleware.fastpath import ScoringFastPath
 from .api.middleware.observer import RequestObserver
 from .api.middleware.request_guard import RequestGuard
 from .api.payloads import DOCUMENTED_BODIES
-from .api.routes import ROUTERS, dashboard, prediction
+from .api.routes import ROUTERS, dashboard, guide_missing, prediction
 from .api.security import key_digests
 from .config import Settings, get_settings
 from .domain import parse_model_reference
@@ -43,6 +44,8 @@ from .store.jobs import JobStore, SlotPool
 from .store.registry import ModelRegistry
 
 log = logging.getLogger("service")
+#: Where `make docs` builds the guide (docs/, MkDocs) into the package; served at /guide when it is there.
+GUIDE_DIR = Path(__file__).parent / "static" / "guide"
 
 DESCRIPTION = """
 Train, store, serve and evaluate logistic-regression models.
@@ -153,6 +156,10 @@ def create_app(settings: Settings | None = None, registry: ModelRegistry | None 
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    if (GUIDE_DIR / "index.html").is_file():  # built by make docs (the image always has it)
+        app.mount("/guide", StaticFiles(directory=GUIDE_DIR, html=True), name="guide")
+    else:
+        app.include_router(guide_missing.router)
     _document_parsed_bodies(app)
     return app
 
