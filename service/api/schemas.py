@@ -409,6 +409,12 @@ class ModelCard(_Open):
     alpha: float | None = None
     standardization: dict[str, list[float]] | None = None
     encoding: dict[str, Any] | None = Field(None, description="A mixed-type table's preprocessing.")
+    trained_on: dict[str, Any] | None = Field(
+        None, description="Where a version was trained when not in this process: `{compute: dask, workers, "
+        "partitions, rows}`.")
+    validation_sample_rows: int | None = Field(
+        None, description="Rows of the stored validation sample (kept in the version's side file; `.../validation` "
+        "gives them).")
     aliases: list[str] = Field(default_factory=list)
     threshold: float | None = Field(None, description="The stored decision threshold; null: 0.5.")
 
