@@ -119,6 +119,7 @@ class TrainReport(_TrainReport, total=False):
     """What a training run produced (the server's ``TrainResponse``)."""
 
     calibration: dict[str, Any] | None
+    trained_on: dict[str, Any] | None  # a training on a Dask cluster: where
 
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -247,6 +248,7 @@ class ModelCard(TypedDict, total=False):
     alpha: float | None
     standardization: dict[str, list[float]] | None
     encoding: dict[str, Any] | None
+    trained_on: dict[str, Any] | None
     validation_sample_rows: int | None
     aliases: list[str]
     threshold: float | None

@@ -129,7 +129,8 @@ def test_the_validation_split_is_stratified_seeded_and_reported(cluster: Any, tm
     assert abs(first["n_validation"] - 500) <= 4 and first["n_train"] + first["n_validation"] == 2000
     assert first["validation_metrics"]["support"] is not None and first["calibration"]["method"] == "platt"
     assert again["loss_history"][-1] == first["loss_history"][-1]  # same seed, same split, same fit
-    sample = loaded.metadata.validation_sample
+    registry = ModelRegistry(tmp_path / "store")
+    sample = registry.metadata("m", loaded.version, full=True).validation_sample  # kept in the side file
     assert sample is not None and len(sample.rows) == first["n_validation"]
     rows = np.asarray(sample.rows)
     np.testing.assert_array_equal(y[rows], np.asarray(sample.labels))  # positions in the table as sent
