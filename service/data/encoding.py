@@ -14,7 +14,6 @@ categorical column's levels (sorted; the missing level last; then the infrequent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,14 +323,6 @@ def _output_means(encoder: TableEncoder, X: NDArray[np.float64]) -> list[float]:
     return means.tolist()
 
 
-def group_sums(values: NDArray[np.float64], groups: NDArray[np.intp], n_groups: int) -> NDArray[np.float64]:
-    """Sums of the columns of ``values`` (n, outputs) per caller column: ``(n, n_groups)``."""
-    out = np.zeros((values.shape[0], n_groups))
-    for g in range(n_groups):
-        out[:, g] = values[:, groups == g].sum(axis=1)
-    return out
-
-
 class EncodedModel:
     """A model on a mixed-type table: the encoding, then the estimator (the engine's, or a calibrated one).
 
@@ -393,16 +384,3 @@ def raw_coefficients(encoder: TableEncoder, coef: NDArray[np.float64], intercept
         coef[:, :p] /= scales
         intercept -= coef[:, :p] @ means
     return coef, intercept
-
-
-def check_columns(names: Sequence[str], encoder: TableEncoder, source: str) -> None:
-    """The caller sent the encoding's columns (in any order): a 422 naming the missing and unknown ones."""
-    missing = [n for n in encoder.names if n not in set(names)]
-    unknown = [n for n in names if n not in set(encoder.names)]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing column(s) {preview(missing)}")
-        if unknown:
-            parts.append(f"unknown column(s) {preview(unknown)}")
-        raise InvalidInputError(f"{source}: {'; '.join(parts)}", {"missing": missing, "unknown": unknown})

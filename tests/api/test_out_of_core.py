@@ -62,7 +62,7 @@ def test_a_set_over_the_budget_trains_from_disk_to_the_same_model(make_client, t
                 "model": "m", "data": {"uri": str(tmp_path / "data" / "t.csv"), "target": "y"}, "params": params})
         assert resp.status_code == 201, resp.text
         models[budget] = client.get("/models/m/versions/1").json()
-        assert not list(scratch.glob("*")) if scratch.exists() else True  # nothing left behind
+        assert not scratch.exists() or not list(scratch.glob("*"))  # nothing left behind
     assert len(scratch_files) == 2  # the matrix, then the validation rows while they are moved
     for key in ("validation_metrics", "classes", "n_train", "n_validation"):
         assert models[None][key] == models[64_000][key], key

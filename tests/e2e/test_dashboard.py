@@ -12,67 +12,27 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
-import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Error, Page, expect
 
+from .browser import BROWSER_TEST, ConsoleWatch, chromium
 from .conftest import Server, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CSV = ROOT / "examples" / "breast_cancer.csv"
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = Path(os.environ.get("LOGREG_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-quic", "--no-first-run",
-]
 API_KEY = "dashboard-e2e-key"
 DEMO = "breast-cancer"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (.ci/run does) to run the browser test",
-    ),
-]
-
-_RESOURCE_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
-
-
-@dataclass
-class ConsoleWatch:
-    """Console errors and uncaught page errors; HTTP errors the test provokes on purpose are allowed by name."""
-
-    errors: list[str] = field(default_factory=list)
-    allowed: set[tuple[int, str]] = field(default_factory=set)
-
-    def attach(self, page: Page) -> None:
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.errors.append(f"uncaught page error: {exc}"))
-
-    def allow_http_error(self, status: int, path: str) -> None:
-        """Chromium logs every 4xx answer to fetch() as a console error; allow one the test asks for."""
-        self.allowed.add((status, path))
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type != "error":
-            return
-        url = message.location.get("url", "") if message.location else ""
-        found = _RESOURCE_ERROR.search(message.text)
-        if found and (int(found.group(1)), httpx.URL(url).path) in self.allowed:
-            return
-        self.errors.append(f"console error: {message.text} (at {url})")
+pytestmark = BROWSER_TEST
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +60,8 @@ def protected_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium(ARTIFACTS) as launched:
+        yield launched
 
 
 @pytest.fixture
